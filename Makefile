@@ -1,0 +1,53 @@
+# agentflow — make help lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# uv comes from PATH when present, else is bootstrapped into .tools/ from PyPI.
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+STAMP := $(VENV)/.installed
+
+.PHONY: help install run demo test test-fast lint format type bench bench-quick clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check "uv>=0.9"
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --all-groups --python $(PYTHON)
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv/ with the agentflow command and dev tools (uv, locked)
+
+run: $(STAMP) ## serve for real (reads .env / environment; needs OPENAI_API_KEY)
+	$(BIN)/agentflow serve
+
+demo: $(STAMP) ## start offline stand-ins + server, run a reflection and a research workflow, print results
+	$(BIN)/python -m tests.demo
+
+test: $(STAMP) ## run the whole test suite
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## apply ruff formatting and fixes
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+type: $(STAMP) ## mypy (strict) on backend, agents, workflows
+	$(BIN)/mypy
+
+bench: $(STAMP) ## full benchmark table (bench/results/latest.json)
+	$(BIN)/python -m bench
+
+bench-quick: $(STAMP) ## reduced benchmark, under a minute
+	$(BIN)/python -m bench --quick
+
+clean: ## remove the virtualenv, tools and local data
+	rm -rf $(VENV) .tools data .pytest_cache .mypy_cache .ruff_cache

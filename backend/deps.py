@@ -1,0 +1,49 @@
+"""FastAPI dependencies as Annotated aliases, so routes read like prose."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+
+from agents.errors import NotFound
+from backend.config import Settings, get_settings
+from backend.executor import LocalExecutor
+from backend.service import WorkflowService
+from backend.store import WorkflowRecord, WorkflowStore
+
+__all__ = ["ExecutorDep", "ServiceDep", "SettingsDep", "StoreDep", "ValidWorkflowDep", "valid_workflow"]
+
+
+def get_store(request: Request) -> WorkflowStore:
+    store: WorkflowStore = request.app.state.store
+    return store
+
+
+def get_executor(request: Request) -> LocalExecutor:
+    executor: LocalExecutor = request.app.state.executor
+    return executor
+
+
+def get_service(request: Request) -> WorkflowService:
+    service: WorkflowService = request.app.state.service
+    return service
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[WorkflowStore, Depends(get_store)]
+ExecutorDep = Annotated[LocalExecutor, Depends(get_executor)]
+ServiceDep = Annotated[WorkflowService, Depends(get_service)]
+
+
+async def valid_workflow(
+    store: StoreDep, workflow_id: Annotated[str, Path(max_length=64, description="The workflow id.")]
+) -> WorkflowRecord:
+    """The record for ``workflow_id``; NotFound (404 problem) otherwise."""
+    record = await store.get(workflow_id=workflow_id)
+    if record is None:
+        raise NotFound(f"No workflow with id {workflow_id!r}.")
+    return record
+
+
+ValidWorkflowDep = Annotated[WorkflowRecord, Depends(valid_workflow)]

@@ -1,0 +1,64 @@
+"""The LangGraph checkpointer for the configured database (SQLite file or Postgres pool)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from sqlalchemy.engine import make_url
+
+__all__ = ["checkpoint_location", "open_checkpointer"]
+
+
+def checkpoint_location(database_url: str) -> str:
+    """Where checkpoints live: a sibling SQLite file, or the same Postgres database.
+
+    SQLite gets its own file so the checkpointer's single writer connection never contends
+    with the store's connections for the database lock.
+    """
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if database in ("", ":memory:"):
+            return ":memory:"
+        path = Path(database)
+        return str(path.with_name(path.stem + ".checkpoints" + (path.suffix or ".db")))
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@asynccontextmanager
+async def open_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSaver[Any]]:
+    """Open and set up the checkpointer; closes its connections on exit."""
+    location = checkpoint_location(database_url)
+    if make_url(database_url).get_backend_name() == "sqlite":
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        async with AsyncSqliteSaver.from_conn_string(location) as saver:
+            await saver.setup()
+            # WAL (set by setup) + NORMAL survives a process crash; it only risks the last
+            # commits on power loss, and saves an fsync per checkpoint.
+            await saver.conn.execute("PRAGMA synchronous=NORMAL")
+            yield saver
+        return
+
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from psycopg.rows import dict_row
+    from psycopg_pool import AsyncConnectionPool
+
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        location,
+        min_size=1,
+        max_size=20,
+        open=False,
+        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+    )
+    await pool.open()
+    try:
+        saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+        await saver.setup()
+        yield saver
+    finally:
+        await pool.close()

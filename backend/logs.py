@@ -1,0 +1,148 @@
+"""Logging set-up: one JSON object per stdout line (or a console format for people).
+
+Every record carries ``correlation_id`` and, inside a workflow, ``workflow_id``,
+``workflow_type`` and ``node`` from ``agents.context``; a redaction pass keeps API keys and
+bearer tokens out of every line, tracebacks included. uvicorn's own loggers are routed through
+the same handler so nothing the server prints is anything but JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
+
+from agents import context
+
+__all__ = ["ContextFilter", "configure_logging", "redact", "uvicorn_log_config"]
+
+_SECRET_PATTERNS = [
+    (re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"), "sk-***"),
+    (re.compile(r"\btvly-[A-Za-z0-9_\-]{4,}"), "tvly-***"),
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/\-]+=*"), r"\1 ***"),
+    (
+        re.compile(r"(?i)((?:authorization|x-api-key|api[_-]?key)['\"]?\s*[:=]\s*['\"]?)([^'\"\s,}]+)"),
+        r"\1***",
+    ),
+]
+_SECRET_KEYS = {"authorization", "x-api-key", "api_key", "apikey", "openai_api_key", "tavily_api_key"}
+_CONTEXT_FIELDS = ("correlation_id", "workflow_id", "workflow_type", "node")
+
+
+def redact(text: str) -> str:
+    """Mask anything shaped like an API key or credential in ``text``."""
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _redact_value(key: str, value: Any) -> Any:
+    if key.lower() in _SECRET_KEYS and value:
+        return "***"
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redact_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_value(key, v) for v in value]
+    return value
+
+
+class ContextFilter(logging.Filter):
+    """Copy the request/workflow context variables onto each record (explicit extras win)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name in _CONTEXT_FIELDS:
+            if getattr(record, name, None) is None:
+                setattr(record, name, getattr(context, name).get())
+        return True
+
+
+class AgentflowJsonFormatter(JsonFormatter):
+    """python-json-logger formatter with our field names, UTC timestamps and redaction."""
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        super().add_fields(log_data, record, message_dict)
+        log_data["timestamp"] = (
+            datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds")
+        )
+        log_data["level"] = record.levelname
+        log_data["logger"] = record.name
+        for name in _CONTEXT_FIELDS:
+            value = getattr(record, name, None)
+            if value is None:
+                log_data.pop(name, None)
+            else:
+                log_data[name] = value
+        log_data.pop("color_message", None)  # uvicorn's ANSI duplicate of ``message``
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        ordered = {k: log_data.pop(k) for k in ("timestamp", "level", "logger", "message") if k in log_data}
+        ordered.update(log_data)
+        return {key: _redact_value(key, value) for key, value in ordered.items()}
+
+
+class ConsoleFormatter(logging.Formatter):
+    """A compact human format: time, level, logger, ids, message, then extras."""
+
+    _SKIP = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "color_message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        ids = " ".join(
+            f"{name}={getattr(record, name)}" for name in _CONTEXT_FIELDS if getattr(record, name, None)
+        )
+        extras = " ".join(
+            f"{k}={v}" for k, v in record.__dict__.items() if k not in self._SKIP and k not in _CONTEXT_FIELDS
+        )
+        stamp = datetime.fromtimestamp(record.created, tz=UTC).strftime("%H:%M:%S.%f")[:-3]
+        line = f"{stamp} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        line = " ".join(part for part in (line, ids and f"[{ids}]", extras) if part)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return redact(line)
+
+
+def _formatter(log_format: str) -> logging.Formatter:
+    if log_format == "console":
+        return ConsoleFormatter()
+    return AgentflowJsonFormatter(
+        "%(message)s",
+        reserved_attrs=[*_RESERVED, "taskName"],
+        json_ensure_ascii=False,
+    )
+
+
+_RESERVED = [
+    "args", "asctime", "created", "exc_info", "exc_text", "filename", "funcName", "levelname", "levelno",
+    "lineno", "module", "msecs", "msg", "name", "pathname", "process", "processName",
+    "relativeCreated", "stack_info", "thread", "threadName",
+]  # fmt: skip
+
+
+def configure_logging(level: str = "INFO", log_format: str = "json") -> None:
+    """Route the root, agentflow and uvicorn loggers to one stdout handler."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(_formatter(log_format))
+    handler.addFilter(ContextFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "httpcore", "openai", "arxiv"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+    # uvicorn's access logger is replaced by our own access line (with duration and request id).
+    logging.getLogger("uvicorn.access").disabled = True
+    for noisy in ("httpx", "httpcore", "openai", "arxiv", "aiosqlite", "asyncio"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def uvicorn_log_config() -> dict[str, Any]:
+    """A uvicorn ``log_config`` that leaves our handlers in place (uvicorn would replace them)."""
+    return {"version": 1, "disable_existing_loggers": False}

@@ -1,0 +1,109 @@
+"""Workflow routes: submit (one per registered type), get, list, cancel, with optional waiting."""
+
+# No ``from __future__ import annotations`` here: each submit endpoint's body type is the
+# workflow's request model, bound at runtime, and FastAPI reads it from the live annotation.
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response, status
+from pydantic import BaseModel
+
+from agents.errors import Conflict, InvalidInput
+from backend.deps import ExecutorDep, ServiceDep, StoreDep, ValidWorkflowDep
+from backend.schemas import WorkflowPublic, WorkflowsPublic
+from backend.store import WorkflowRecord, WorkflowStatus
+from workflows.base import WorkflowSpec
+from workflows.registry import WORKFLOWS
+
+__all__ = ["router"]
+
+MAX_WAIT_SECONDS = 60.0
+
+WaitQuery = Annotated[
+    float | None,
+    Query(ge=0, le=MAX_WAIT_SECONDS, description="Hold the reply up to this many seconds until the run ends."),
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", min_length=1, max_length=255, description="Retry-safe submission key."),
+]
+
+router = APIRouter(prefix="/workflows", tags=["workflows"])
+
+
+def _public(record: WorkflowRecord) -> dict[str, Any]:
+    return WorkflowPublic.from_record(record).model_dump(mode="json")
+
+
+def _submit_endpoint(spec: WorkflowSpec) -> Any:
+    async def submit(
+        body: BaseModel,
+        response: Response,
+        service: ServiceDep,
+        executor: ExecutorDep,
+        wait: WaitQuery = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> WorkflowPublic:
+        record, _created = await service.submit(spec=spec, body=body, idempotency_key=idempotency_key)
+        if wait:
+            record = await executor.wait(record.id, wait) or record
+        response.headers["Location"] = f"/workflows/{record.id}"
+        response.status_code = status.HTTP_200_OK if record.status.is_terminal and wait else status.HTTP_202_ACCEPTED
+        return WorkflowPublic.from_record(record)
+
+    submit.__annotations__["body"] = spec.request_model
+    submit.__name__ = f"submit_{spec.name}"
+    submit.__doc__ = (
+        f"Start a **{spec.name}** workflow. Answers 202 at once with the queued record and a "
+        "`Location` header; poll it, or pass `?wait=N` to hold the reply until the run ends."
+    )
+    return submit
+
+
+for _spec in WORKFLOWS.values():
+    router.add_api_route(
+        f"/{_spec.name}",
+        _submit_endpoint(_spec),
+        methods=["POST"],
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=WorkflowPublic,
+        summary=f"Submit a {_spec.name} workflow",
+        responses={200: {"description": "Finished within the requested wait", "model": WorkflowPublic}},
+    )
+
+
+@router.get("", response_model=WorkflowsPublic, summary="List workflows, newest first")
+async def list_workflows(
+    store: StoreDep,
+    type: Annotated[str | None, Query(description="Only this workflow type.")] = None,
+    status_: Annotated[WorkflowStatus | None, Query(alias="status", description="Only this status.")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor from the previous page.")] = None,
+) -> WorkflowsPublic:
+    if type is not None and type not in WORKFLOWS:
+        raise InvalidInput(f"Unknown workflow type {type!r}; known: {', '.join(sorted(WORKFLOWS))}.", field="query.type")
+    page = await store.list(workflow_type=type, status=status_, limit=limit, cursor=cursor)
+    return WorkflowsPublic(items=[WorkflowPublic.from_record(r) for r in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/{workflow_id}", response_model=WorkflowPublic, summary="Get a workflow's status and result")
+async def get_workflow(record: ValidWorkflowDep, executor: ExecutorDep, wait: WaitQuery = None) -> WorkflowPublic:
+    if wait and not record.status.is_terminal:
+        record = await executor.wait(record.id, wait) or record
+    return WorkflowPublic.from_record(record)
+
+
+@router.post(
+    "/{workflow_id}/cancel",
+    response_model=WorkflowPublic,
+    summary="Cancel a queued or running workflow",
+    responses={202: {"description": "Running: it stops at its next node boundary", "model": WorkflowPublic}},
+)
+async def cancel_workflow(record: ValidWorkflowDep, executor: ExecutorDep, response: Response) -> WorkflowPublic:
+    if record.status.is_terminal:
+        raise Conflict(f"The workflow already ended as {record.status.value}.", current_status=record.status.value)
+    updated = await executor.cancel(record.id) or record
+    if updated.status.is_terminal and updated.status is not WorkflowStatus.CANCELLED:
+        raise Conflict(f"The workflow already ended as {updated.status.value}.", current_status=updated.status.value)
+    response.status_code = status.HTTP_200_OK if updated.status.is_terminal else status.HTTP_202_ACCEPTED
+    return WorkflowPublic.from_record(updated)

@@ -1,0 +1,27 @@
+"""Alembic environment: runs on a connection handed over by ``run_migrations``, or on the URL."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine
+
+from backend.store.tables import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _run(connection: object) -> None:
+    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+connection = config.attributes.get("connection")
+if connection is not None:
+    _run(connection)
+else:  # the alembic CLI: use a synchronous driver for the configured URL
+    url = config.get_main_option("sqlalchemy.url") or ""
+    sync_url = url.replace("+aiosqlite", "").replace("+asyncpg", "+psycopg")
+    with create_engine(sync_url).connect() as sync_connection:
+        _run(sync_connection)

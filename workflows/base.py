@@ -1,0 +1,84 @@
+"""What every workflow module provides to the executor, and the node instrumentation they share."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph.state import CompiledStateGraph
+from pydantic import BaseModel
+
+from agents import context
+from agents.providers import Providers
+
+__all__ = ["WorkflowSpec", "add_usage", "instrumented"]
+
+logger = logging.getLogger("agentflow.workflow")
+
+
+def add_usage(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
+    """State reducer: token usage adds up across nodes (and survives restarts in checkpoints)."""
+    left, right = left or {}, right or {}
+    merged = {key: left.get(key, 0) + right.get(key, 0) for key in ("input_tokens", "output_tokens", "llm_calls")}
+    merged["est_cost_usd"] = round(float(left.get("est_cost_usd", 0.0)) + float(right.get("est_cost_usd", 0.0)), 6)
+    return merged
+
+
+class _Node(Protocol):
+    def __call__(self, state: Any, runtime: Any) -> Awaitable[dict[str, Any]]: ...
+
+
+def instrumented(name: str) -> Callable[[_Node], _Node]:
+    """Bind ``node`` into the log context and log ``event=node_finished`` with ``duration_ms``."""
+
+    def decorate(fn: _Node) -> _Node:
+        @functools.wraps(fn)
+        async def run(state: Any, runtime: Any) -> dict[str, Any]:
+            with context.bind(node=name):
+                started = time.perf_counter()
+                update = await fn(state, runtime)
+                logger.info(
+                    "node %s finished",
+                    name,
+                    extra={"event": "node_finished", "duration_ms": round((time.perf_counter() - started) * 1000, 1)},
+                )
+                return update
+
+        return run
+
+    return decorate
+
+
+@dataclass(frozen=True)
+class WorkflowSpec:
+    """Everything the server needs to accept, run, resume and report one workflow type.
+
+    Attributes:
+        name: the workflow type, also the path segment of ``POST /workflows/{name}``.
+        request_model: the validated request body.
+        compile: builds the compiled graph over a checkpointer (once per process).
+        make_context: the run's LangGraph context from its request, the providers and the
+            configured default model per role (rebuilt identically when a run resumes).
+        initial_state: the graph input for a fresh run.
+        result: the public result from a final state.
+        partial_result: the best result reachable from a partial state (kept when a run
+            stops on its token budget), or None.
+        progress: ``{node, iteration}`` shown while the run is in flight.
+        required_providers: raise ``ProviderNotConfigured`` at submit time if a needed
+            provider has no credentials.
+    """
+
+    name: str
+    request_model: type[BaseModel]
+    compile: Callable[[BaseCheckpointSaver[Any]], CompiledStateGraph[Any, Any, Any, Any]]
+    make_context: Callable[[BaseModel, Providers, Mapping[str, str]], Any]
+    initial_state: Callable[[BaseModel], dict[str, Any]]
+    result: Callable[[Mapping[str, Any]], dict[str, Any] | None]
+    partial_result: Callable[[Mapping[str, Any]], dict[str, Any] | None]
+    progress: Callable[[str, Mapping[str, Any]], dict[str, Any]]
+    required_providers: Callable[[BaseModel, Providers], None]

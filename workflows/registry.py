@@ -1,0 +1,14 @@
+"""The registry of workflow types: name → WorkflowSpec."""
+
+from __future__ import annotations
+
+from workflows.base import WorkflowSpec
+from workflows.reflection import SPEC as REFLECTION
+
+__all__ = ["WORKFLOWS", "get_spec"]
+
+WORKFLOWS: dict[str, WorkflowSpec] = {spec.name: spec for spec in (REFLECTION,)}
+
+
+def get_spec(name: str) -> WorkflowSpec | None:
+    return WORKFLOWS.get(name)
