@@ -18,7 +18,7 @@ from pythonjsonlogger.json import JsonFormatter
 
 from agents import context
 
-__all__ = ["ContextFilter", "configure_logging", "redact", "uvicorn_log_config"]
+__all__ = ["configure_logging", "install_context_fields", "redact", "uvicorn_log_config"]
 
 _SECRET_PATTERNS = [
     (re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"), "sk-***"),
@@ -52,14 +52,29 @@ def _redact_value(key: str, value: Any) -> Any:
     return value
 
 
-class ContextFilter(logging.Filter):
-    """Copy the request/workflow context variables onto each record (explicit extras win)."""
+_base_factory = logging.getLogRecordFactory()
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        for name in _CONTEXT_FIELDS:
-            if getattr(record, name, None) is None:
-                setattr(record, name, getattr(context, name).get())
-        return True
+
+def _record_with_context(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    record = _base_factory(*args, **kwargs)
+    for name in _CONTEXT_FIELDS:
+        value = getattr(context, name).get()
+        if value is not None:
+            setattr(record, name, value)
+    return record
+
+
+def install_context_fields() -> None:
+    """Stamp the request/workflow context onto every record at creation, for every handler.
+
+    (A record factory rather than a handler filter, so test capture and any handler a user adds
+    see the same fields as our stdout handler.)
+    """
+    if logging.getLogRecordFactory() is not _record_with_context:
+        logging.setLogRecordFactory(_record_with_context)
+
+
+install_context_fields()
 
 
 class AgentflowJsonFormatter(JsonFormatter):
@@ -129,7 +144,6 @@ def configure_logging(level: str = "INFO", log_format: str = "json") -> None:
     """Route the root, agentflow and uvicorn loggers to one stdout handler."""
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(_formatter(log_format))
-    handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -86,6 +86,7 @@ def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
                 finally:
                     await executor.shutdown(settings.shutdown_grace_seconds)
         finally:
+            await providers.aclose()
             await engine.dispose()
 
     return lifespan

@@ -14,3 +14,6 @@ class Providers:
     """The process-wide provider clients, built once in the app lifespan."""
 
     chat: ChatProvider
+
+    async def aclose(self) -> None:
+        await self.chat.aclose()

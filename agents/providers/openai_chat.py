@@ -17,7 +17,8 @@ import httpx2
 import openai
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_openai import ChatOpenAI
-from pydantic import BaseModel, SecretStr
+from langchain_core.runnables import Runnable
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from agents.errors import (
     ProviderNotConfigured,
@@ -139,6 +140,7 @@ class ChatProvider:
         self.gate = ProviderGate("openai", max_concurrency=config.max_concurrency, rpm=config.rpm)
         self.policy = RetryPolicy(max_attempts=config.max_retries + 1, deadline=config.call_deadline)
         self._models: dict[str, ChatOpenAI] = {}
+        self._structured: dict[tuple[str, str], Runnable[Any, Any]] = {}
 
     @property
     def configured(self) -> bool:
@@ -167,6 +169,15 @@ class ChatProvider:
             self._models[name] = chat
         return chat
 
+    async def aclose(self) -> None:
+        """Close the HTTP connection pools of every model client."""
+        for chat in self._models.values():
+            client = chat.root_async_client
+            if client is not None:
+                await client.close()
+        self._models.clear()
+        self._structured.clear()
+
     async def complete(self, *, model: str, messages: list[BaseMessage]) -> ChatResult:
         """Plain text completion."""
         chat = self.model(model)
@@ -182,13 +193,15 @@ class ChatProvider:
     async def structured(
         self, *, model: str, messages: list[BaseMessage], schema: type[SchemaT]
     ) -> StructuredResult[SchemaT]:
-        """Structured output validated against ``schema``; a parse failure is returned, not raised."""
-        runnable = self.model(model).with_structured_output(
-            schema, method=self.config.structured_output_method, include_raw=True
-        )
+        """Structured output validated against ``schema``; a parse failure is returned, not raised.
+
+        The model is given the schema as plain JSON Schema and we validate the answer ourselves,
+        so an invalid answer still reports its token usage and never aborts the call.
+        """
+        runnable = self._structured_runnable(model, schema)
         started = time.perf_counter()
         outcome: dict[str, Any] = await call_with_retries(
-            lambda: runnable.ainvoke(messages),  # type: ignore[arg-type,return-value]
+            lambda: runnable.ainvoke(messages),
             gate=self.gate,
             policy=self.policy,
             classify=classify_openai_error,
@@ -196,15 +209,31 @@ class ChatProvider:
         raw = outcome.get("raw")
         usage = self._usage(model, raw if isinstance(raw, AIMessage) else None)
         self._log_call(model, usage, started, kind="structured")
-        parsed = outcome.get("parsed")
-        if isinstance(parsed, schema):
-            return StructuredResult(value=parsed, error=None, usage=usage)
-        error = outcome.get("parsing_error")
+        error: str | None = str(outcome["parsing_error"]) if outcome.get("parsing_error") else None
+        if error is None:
+            try:
+                return StructuredResult(value=schema.model_validate(outcome.get("parsed")), error=None, usage=usage)
+            except ValidationError as exc:
+                error = f"{exc.error_count()} validation error(s): " + "; ".join(
+                    f"{'.'.join(map(str, item['loc'])) or 'answer'}: {item['msg']}" for item in exc.errors()
+                )
         logger.warning(
             "structured output did not validate",
             extra={"event": "structured_output_invalid", "model": model, "schema": schema.__name__},
         )
-        return StructuredResult(value=None, error=str(error) if error else "no structured output", usage=usage)
+        return StructuredResult(value=None, error=error, usage=usage)
+
+    def _structured_runnable(self, model: str, schema: type[BaseModel]) -> Runnable[Any, Any]:
+        key = (model, schema.__name__)
+        runnable = self._structured.get(key)
+        if runnable is None:
+            json_schema = schema.model_json_schema()
+            json_schema.setdefault("description", (schema.__doc__ or schema.__name__).strip())
+            runnable = self.model(model).with_structured_output(
+                json_schema, method=self.config.structured_output_method, include_raw=True
+            )
+            self._structured[key] = runnable
+        return runnable
 
     @staticmethod
     def _usage(model: str, message: AIMessage | None) -> LLMUsage:

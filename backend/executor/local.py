@@ -208,16 +208,13 @@ class LocalExecutor:
             )
             if record is not None:
                 claimed += 1
-                logger.info(
-                    "resuming workflow",
-                    extra={
-                        "event": "workflow_recovered",
-                        "workflow_id": workflow_id,
-                        "workflow_type": record.workflow_type,
-                        "correlation_id": record.correlation_id,
-                        "previous_status": record.status.value,
-                    },
-                )
+                with context.bind(
+                    correlation_id=record.correlation_id, workflow_id=workflow_id, workflow_type=record.workflow_type
+                ):
+                    logger.info(
+                        "resuming workflow",
+                        extra={"event": "workflow_recovered", "previous_status": record.status.value},
+                    )
                 self._schedule(workflow_id)
         return claimed
 
