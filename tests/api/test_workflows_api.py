@@ -219,7 +219,8 @@ async def test_function_calling_structured_output(
     body = (await client.post("/workflows/reflection?wait=20", json={"topic": "t"})).json()
     assert body["result"]["best_score"] == 9
     critique_call = [e for e in standin.requests("openai") if e.get("schema_name")]
-    assert critique_call and critique_call[0].get("is_tool_call", True)
+    assert critique_call
+    assert all(entry["tool_call"] is True for entry in critique_call)
 
 
 async def test_hundred_workflows_submit_fast_and_all_complete(client: httpx.AsyncClient, standin: StandinServer) -> None:
