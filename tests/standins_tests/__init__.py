@@ -1,0 +1,1 @@
+"""Tests for the offline upstream stand-in servers."""
