@@ -1,8 +1,14 @@
-"""ProviderGate: a provider's shared concurrency cap, optional requests-per-minute cap, and a
-shared pause that every caller honours after the provider answered 429 + Retry-After.
+"""ProviderGate: a provider's shared concurrency cap, optional requests-per-minute cap, and the
+back-off every caller honours after the provider answered 429.
 
 One gate per provider per process: every workflow's calls to that provider pass through it, so
-a 429 slows everyone down instead of letting each caller discover it on its own.
+a 429 slows everyone down instead of letting each caller discover it on its own. Two
+mechanisms work together:
+
+- a shared pause: ``Retry-After`` from one 429 holds back every caller until it has passed;
+- an adaptive concurrency limit (AIMD): each 429 halves the number of calls allowed in flight,
+  each success adds back a fraction of one, so after a pause the gate probes the provider
+  gently instead of releasing a burst that earns another round of 429s.
 """
 
 from __future__ import annotations
@@ -21,28 +27,60 @@ class ProviderGate:
         self.name = name
         self.max_concurrency = max_concurrency
         self.rpm = rpm
-        self._slots = asyncio.Semaphore(max_concurrency)
+        self._limit = float(max_concurrency)
+        self._in_flight = 0
+        self._changed = asyncio.Condition()
         self._starts: deque[float] = deque()
         self._rpm_lock = asyncio.Lock()
         self._paused_until = 0.0
 
-    def pause(self, seconds: float) -> None:
-        """Hold back every caller for ``seconds`` (the provider said so)."""
-        self._paused_until = max(self._paused_until, time.monotonic() + max(0.0, seconds))
+    @property
+    def limit(self) -> int:
+        """How many calls may be in flight right now (between 1 and ``max_concurrency``)."""
+        return max(1, int(self._limit))
 
     @property
     def paused_for(self) -> float:
         return max(0.0, self._paused_until - time.monotonic())
 
+    def pause(self, seconds: float) -> None:
+        """Hold back every caller for ``seconds`` (the provider said so)."""
+        self._paused_until = max(self._paused_until, time.monotonic() + max(0.0, seconds))
+
+    def on_rate_limited(self, retry_after: float | None) -> None:
+        """A call was answered 429: halve the concurrency and pause everyone as advised."""
+        self._limit = max(1.0, self._limit / 2)
+        if retry_after is not None:
+            self.pause(retry_after)
+
+    def on_success(self) -> None:
+        """A call succeeded: grow the concurrency back by about one per round of calls."""
+        if self._limit < self.max_concurrency:
+            self._limit = min(float(self.max_concurrency), self._limit + 1 / self._limit)
+
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Wait for the shared pause, a concurrency slot and an RPM token, then hold the slot."""
-        async with self._slots:
-            while (wait := self.paused_for) > 0:
-                await asyncio.sleep(wait)
+        await self._acquire()
+        try:
             if self.rpm is not None:
                 await self._take_rpm_token()
             yield
+        finally:
+            async with self._changed:
+                self._in_flight -= 1
+                self._changed.notify_all()
+
+    async def _acquire(self) -> None:
+        while True:
+            if (wait := self.paused_for) > 0:
+                await asyncio.sleep(wait)
+                continue
+            async with self._changed:
+                if self._in_flight < self.limit:
+                    self._in_flight += 1
+                    return
+                await self._changed.wait()
 
     async def _take_rpm_token(self) -> None:
         assert self.rpm is not None

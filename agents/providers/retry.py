@@ -94,7 +94,9 @@ async def call_with_retries(
         try:
             async with gate.slot():
                 async with asyncio.timeout(remaining):
-                    return await call()
+                    result = await call()
+            gate.on_success()
+            return result
         except TimeoutError as exc:
             error: UpstreamError | None = UpstreamTimeout(
                 f"{gate.name} did not answer within {policy.deadline:.0f} s", provider=gate.name
@@ -110,8 +112,8 @@ async def call_with_retries(
             if not error.retryable or attempt >= policy.max_attempts:
                 raise error from exc
         assert error is not None
-        if error.code == "upstream_rate_limited" and error.retry_after is not None:
-            gate.pause(min(error.retry_after, policy.max_delay))
+        if error.code == "upstream_rate_limited":
+            gate.on_rate_limited(None if error.retry_after is None else min(error.retry_after, policy.max_delay))
         wait = error.retry_after if error.retry_after is not None else policy.backoff(attempt)
         wait = min(wait, policy.max_delay)
         if time.monotonic() - started + wait >= policy.deadline:

@@ -1,0 +1,89 @@
+"""Executor behaviour in-process: budgets, deadlines, graceful shutdown and resumption."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from backend.config import Settings
+from backend.main import create_app
+from tests.helpers import reflection_responder, wait_terminal
+from tests.standins import OpenAIConfig, StandinServer
+
+
+async def test_token_budget_stops_the_run_and_keeps_the_best_result(
+    client: httpx.AsyncClient, standin: StandinServer
+) -> None:
+    standin.configure(openai=OpenAIConfig(responder=reflection_responder([5, 6, 7, 8])))
+    response = await client.post(
+        "/workflows/reflection?wait=20", json={"topic": "t", "max_iterations": 5, "score_threshold": 10, "max_tokens_budget": 250}
+    )
+    body = response.json()
+    assert body["status"] == "failed"
+    assert body["error"]["code"] == "budget_exceeded"
+    spent = body["usage"]["input_tokens"] + body["usage"]["output_tokens"]
+    assert spent >= 250
+    assert body["result"]["final"]
+    assert body["result"]["stop_reason"] == "budget_exceeded"
+
+
+async def test_workflow_deadline_fails_the_run(
+    make_settings: Callable[..., Settings], app_factory: Callable[[Settings], Any], standin: StandinServer
+) -> None:
+    standin.configure(openai=OpenAIConfig(latency=1.0))
+    client = await app_factory(make_settings(workflow_timeout=0.5))
+    body = (await client.post("/workflows/reflection?wait=10", json={"topic": "t"})).json()
+    assert body["status"] == "failed"
+    assert body["error"]["code"] == "workflow_timeout"
+    assert body["finished_at"] is not None
+
+
+async def test_graceful_shutdown_leaves_runs_resumable(
+    make_settings: Callable[..., Settings], standin: StandinServer
+) -> None:
+    standin.configure(openai=OpenAIConfig(latency=0.3, responder=reflection_responder([4, 5, 9])))
+    settings = make_settings(shutdown_grace_seconds=0.1)
+
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            workflow_id = (await client.post("/workflows/reflection", json={"topic": "t"})).json()["workflow_id"]
+            await asyncio.sleep(0.5)  # draft done, critique in flight
+    interrupted = await app.state.store.get(workflow_id=workflow_id)
+    assert interrupted.status.value == "running"
+
+    standin.configure(openai=OpenAIConfig(latency=0.05, responder=reflection_responder([4, 5, 9])))
+    again = create_app(settings)
+    async with again.router.lifespan_context(again):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=again), base_url="http://t") as client:
+            body = await wait_terminal(client, workflow_id)
+    assert body["status"] == "completed"
+    assert body["result"]["stop_reason"] == "score_threshold"
+    drafts = [entry for entry in standin.requests("openai") if entry["schema_name"] is None]
+    assert sum("Draft" not in entry["last_user_message"] for entry in drafts) == 1  # the draft ran once
+
+
+async def test_run_resumes_under_its_original_correlation_id(
+    make_settings: Callable[..., Settings], standin: StandinServer, caplog: Any
+) -> None:
+    standin.configure(openai=OpenAIConfig(latency=0.3))
+    settings = make_settings(shutdown_grace_seconds=0.0)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            response = await client.post("/workflows/reflection", json={"topic": "t"}, headers={"X-Request-ID": "origin-7"})
+            workflow_id = response.json()["workflow_id"]
+            await asyncio.sleep(0.1)
+    standin.configure(openai=OpenAIConfig())
+    again = create_app(settings)
+    caplog.set_level("INFO")
+    async with again.router.lifespan_context(again):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=again), base_url="http://t") as client:
+            await wait_terminal(client, workflow_id)
+    lines = [r for r in caplog.records if getattr(r, "workflow_id", None) == workflow_id]
+    assert any(getattr(r, "event", None) == "workflow_resumed" for r in lines)
+    assert {getattr(r, "correlation_id", None) for r in lines} == {"origin-7"}
+    assert {getattr(r, "workflow_type", None) for r in lines} == {"reflection"}
