@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-__all__ = ["correlation_id", "node", "bind", "workflow_id", "workflow_type"]
+__all__ = ["bind", "correlation_id", "node", "workflow_id", "workflow_type"]
 
 correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 workflow_id: ContextVar[str | None] = ContextVar("workflow_id", default=None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from string import Template
 
@@ -43,7 +43,7 @@ class Prompt:
         return Template(self.system).substitute(strings), Template(self.user).substitute(strings)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_prompt(name: str) -> Prompt:
     """Load ``prompts/<name>.md``, e.g. ``load_prompt("reflection/critique")``."""
     package, _, stem = name.rpartition("/")

@@ -80,13 +80,9 @@ install_context_fields()
 class AgentflowJsonFormatter(JsonFormatter):
     """python-json-logger formatter with our field names, UTC timestamps and redaction."""
 
-    def add_fields(
-        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
-    ) -> None:
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         super().add_fields(log_data, record, message_dict)
-        log_data["timestamp"] = (
-            datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds")
-        )
+        log_data["timestamp"] = datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds")
         log_data["level"] = record.levelname
         log_data["logger"] = record.name
         for name in _CONTEXT_FIELDS:
@@ -109,9 +105,7 @@ class ConsoleFormatter(logging.Formatter):
     _SKIP = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "color_message", "asctime"}
 
     def format(self, record: logging.LogRecord) -> str:
-        ids = " ".join(
-            f"{name}={getattr(record, name)}" for name in _CONTEXT_FIELDS if getattr(record, name, None)
-        )
+        ids = " ".join(f"{name}={getattr(record, name)}" for name in _CONTEXT_FIELDS if getattr(record, name, None))
         extras = " ".join(
             f"{k}={v}" for k, v in record.__dict__.items() if k not in self._SKIP and k not in _CONTEXT_FIELDS
         )

@@ -28,9 +28,7 @@ for _name in (
     "ARXIV_API_URL",
 ):
     os.environ.pop(_name, None)
-for _name in [
-    n for n in os.environ if n.startswith("AGENTFLOW_") and n != "AGENTFLOW_REQUIRE_SERVICES"
-]:
+for _name in [n for n in os.environ if n.startswith("AGENTFLOW_") and n != "AGENTFLOW_REQUIRE_SERVICES"]:
     os.environ.pop(_name, None)
 
 _real_connect = socket.socket.connect
@@ -51,9 +49,7 @@ def _loopback_only(self: socket.socket, address: Any) -> Any:
 socket.socket.connect = _loopback_only  # type: ignore[method-assign]
 
 REQUIRE_SERVICES = os.environ.get("AGENTFLOW_REQUIRE_SERVICES") == "1"
-POSTGRES_URL = os.environ.get(
-    "AGENTFLOW_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
+POSTGRES_URL = os.environ.get("AGENTFLOW_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("AGENTFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
@@ -126,9 +122,7 @@ async def app_factory() -> AsyncIterator[Callable[[Settings], Any]]:
         app = create_app(settings)
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-        )
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
         stacks.append((lifespan, client))
         client.app = app  # type: ignore[attr-defined]
         return client
@@ -140,9 +134,7 @@ async def app_factory() -> AsyncIterator[Callable[[Settings], Any]]:
 
 
 @pytest.fixture
-async def client(
-    make_settings: Callable[..., Settings], app_factory: Callable[[Settings], Any]
-) -> httpx.AsyncClient:
+async def client(make_settings: Callable[..., Settings], app_factory: Callable[[Settings], Any]) -> httpx.AsyncClient:
     """An ASGI client for an app with default test settings."""
     result: httpx.AsyncClient = await app_factory(make_settings())
     return result

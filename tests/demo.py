@@ -142,12 +142,16 @@ def main() -> int:
         server, base = _start_server(env, log_path)
         print(f"stand-ins on {ready['base_url']}, agentflow on {base} (logs: {log_path})")
         with httpx.Client(base_url=base, timeout=30) as http:
-            reflection = _run(http, "reflection", {"topic": "Explain write-ahead logging to a new engineer", "max_iterations": 2})
+            reflection = _run(
+                http, "reflection", {"topic": "Explain write-ahead logging to a new engineer", "max_iterations": 2}
+            )
             _show_reflection(reflection)
             paths = http.get("/openapi.json").json()["paths"]
             research = None
             if "/workflows/research" in paths:
-                research = _run(http, "research", {"topic": "retrieval-augmented generation evaluation", "max_queries": 2})
+                research = _run(
+                    http, "research", {"topic": "retrieval-augmented generation evaluation", "max_queries": 2}
+                )
                 _show_research(research)
             else:
                 print("\n(research workflow not available in this build)")

@@ -33,11 +33,7 @@ def reflection_responder(
             if score is None:
                 return ChatReply(json={"score": "not a number", "issues": "none"})
             approved = approved_at is not None and score >= approved_at
-            issues = (
-                []
-                if approved
-                else [{"severity": "medium", "text": f"Needs more depth (score {score})."}]
-            )
+            issues = [] if approved else [{"severity": "medium", "text": f"Needs more depth (score {score})."}]
             return ChatReply(json={"score": score, "issues": issues, "approved": approved})
         text = request.last_user_message
         version = re.search(r'<draft version="(\d+)">', text)
@@ -51,9 +47,7 @@ def reflection_responder(
     return respond
 
 
-async def wait_terminal(
-    client: httpx.AsyncClient, workflow_id: str, timeout: float = 30.0
-) -> dict[str, Any]:
+async def wait_terminal(client: httpx.AsyncClient, workflow_id: str, timeout: float = 30.0) -> dict[str, Any]:
     """Poll until the workflow ends (fails the test on timeout)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:

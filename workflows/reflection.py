@@ -18,11 +18,11 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from agents.reflection import CritiqueAgent, DraftAgent, ReviseAgent
 from agents.providers import Providers
+from agents.reflection import CritiqueAgent, DraftAgent, ReviseAgent
 from workflows.base import WorkflowSpec, add_usage, instrumented
 
-__all__ = ["ReflectionModels", "ReflectionRequest", "SPEC", "StopReason", "build_graph"]
+__all__ = ["SPEC", "ReflectionModels", "ReflectionRequest", "StopReason", "build_graph"]
 
 Topic = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]

@@ -16,8 +16,8 @@ from typing import Any, Generic, Literal, TypeVar
 import httpx2
 import openai
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_openai import ChatOpenAI
 from langchain_core.runnables import Runnable
+from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from agents.errors import (
@@ -125,7 +125,9 @@ def classify_openai_error(exc: BaseException) -> UpstreamError | None:
             return UpstreamUnavailable(
                 f"the model server answered {status}", provider="openai", http_status=status, retry_after=retry_after
             )
-        return UpstreamBadResponse(f"the model server refused the request ({status})", provider="openai", http_status=status)
+        return UpstreamBadResponse(
+            f"the model server refused the request ({status})", provider="openai", http_status=status
+        )
     if isinstance(exc, openai.APIResponseValidationError | json.JSONDecodeError | httpx2.HTTPError):
         # A truncated or garbled body is usually a transient transport fault: worth a retry.
         return UpstreamBadResponse("the model server sent a malformed response", provider="openai", retryable=True)

@@ -120,9 +120,7 @@ class LocalExecutor:
         if leftover:
             await asyncio.gather(*leftover, return_exceptions=True)
             await self.store.release_leases(owner=self.owner)
-            logger.info(
-                "left %d workflow runs resumable", len(leftover), extra={"event": "executor_stopped"}
-            )
+            logger.info("left %d workflow runs resumable", len(leftover), extra={"event": "executor_stopped"})
         _THIS_PROCESS_OWNERS.discard(self.owner)
 
     @property
@@ -154,9 +152,9 @@ class LocalExecutor:
             self._finish_event(workflow_id)
         return record
 
-    async def wait(self, workflow_id: str, timeout: float) -> WorkflowRecord | None:
-        """The record once terminal, or as it stands when ``timeout`` runs out."""
-        deadline = time.monotonic() + timeout
+    async def wait(self, workflow_id: str, max_wait: float) -> WorkflowRecord | None:
+        """The record once terminal, or as it stands when ``max_wait`` seconds run out."""
+        deadline = time.monotonic() + max_wait
         record = await self.store.get(workflow_id=workflow_id)
         while record is not None and not record.status.is_terminal:
             remaining = deadline - time.monotonic()

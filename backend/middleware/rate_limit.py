@@ -129,4 +129,4 @@ class RateLimitMiddleware:
         strategy: Any = self.limiter.limiter
         allowed = bool(strategy.hit(item, key, bucket))
         reset_at, remaining = strategy.get_window_stats(item, key, bucket)
-        return allowed, int(remaining), int(math.ceil(reset_at))
+        return allowed, int(remaining), math.ceil(reset_at)

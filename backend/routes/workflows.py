@@ -81,7 +81,9 @@ async def list_workflows(
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor from the previous page.")] = None,
 ) -> WorkflowsPublic:
     if type is not None and type not in WORKFLOWS:
-        raise InvalidInput(f"Unknown workflow type {type!r}; known: {', '.join(sorted(WORKFLOWS))}.", field="query.type")
+        raise InvalidInput(
+            f"Unknown workflow type {type!r}; known: {', '.join(sorted(WORKFLOWS))}.", field="query.type"
+        )
     page = await store.list(workflow_type=type, status=status_, limit=limit, cursor=cursor)
     return WorkflowsPublic(items=[WorkflowPublic.from_record(r) for r in page.items], next_cursor=page.next_cursor)
 

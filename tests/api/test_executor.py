@@ -19,7 +19,8 @@ async def test_token_budget_stops_the_run_and_keeps_the_best_result(
 ) -> None:
     standin.configure(openai=OpenAIConfig(responder=reflection_responder([5, 6, 7, 8])))
     response = await client.post(
-        "/workflows/reflection?wait=20", json={"topic": "t", "max_iterations": 5, "score_threshold": 10, "max_tokens_budget": 250}
+        "/workflows/reflection?wait=20",
+        json={"topic": "t", "max_iterations": 5, "score_threshold": 10, "max_tokens_budget": 250},
     )
     body = response.json()
     assert body["status"] == "failed"
@@ -74,7 +75,9 @@ async def test_run_resumes_under_its_original_correlation_id(
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-            response = await client.post("/workflows/reflection", json={"topic": "t"}, headers={"X-Request-ID": "origin-7"})
+            response = await client.post(
+                "/workflows/reflection", json={"topic": "t"}, headers={"X-Request-ID": "origin-7"}
+            )
             workflow_id = response.json()["workflow_id"]
             await asyncio.sleep(0.1)
     standin.configure(openai=OpenAIConfig())

@@ -108,7 +108,9 @@ async def test_forwarded_for_is_ignored_from_untrusted_peers(
             "/workflows/reflection", json={"topic": "t"}, headers={"X-Forwarded-For": f"198.51.100.{n}"}
         )
         assert response.status_code == 202
-    spoofed = await client.post("/workflows/reflection", json={"topic": "t"}, headers={"X-Forwarded-For": "203.0.113.7"})
+    spoofed = await client.post(
+        "/workflows/reflection", json={"topic": "t"}, headers={"X-Forwarded-For": "203.0.113.7"}
+    )
     assert spoofed.status_code == 429
 
 
@@ -125,7 +127,9 @@ async def test_forwarded_for_is_honoured_from_trusted_proxy(
 
 async def test_one_mebibyte_body_is_413(client: httpx.AsyncClient) -> None:
     response = await client.post(
-        "/workflows/reflection", content=b'{"topic": "' + b"x" * (1 << 20) + b'"}', headers={"Content-Type": "application/json"}
+        "/workflows/reflection",
+        content=b'{"topic": "' + b"x" * (1 << 20) + b'"}',
+        headers={"Content-Type": "application/json"},
     )
     assert response.status_code == 413
     assert response.headers["content-type"] == "application/problem+json"
@@ -139,7 +143,9 @@ async def test_chunked_body_over_the_limit_is_413(client: httpx.AsyncClient) -> 
             yield b"y" * 1024
         yield b'"}'
 
-    response = await client.post("/workflows/reflection", content=chunks(), headers={"Content-Type": "application/json"})
+    response = await client.post(
+        "/workflows/reflection", content=chunks(), headers={"Content-Type": "application/json"}
+    )
     assert "content-length" not in response.request.headers
     assert response.status_code == 413
 
@@ -204,11 +210,17 @@ async def test_docs_and_openapi(client: httpx.AsyncClient) -> None:
     assert (await client.get("/redoc")).status_code == 200
 
 
-async def test_cors_preflight(client: httpx.AsyncClient, make_settings: Callable[..., Settings], app_factory: Any) -> None:
+async def test_cors_preflight(
+    client: httpx.AsyncClient, make_settings: Callable[..., Settings], app_factory: Any
+) -> None:
     cors_client = await app_factory(make_settings(cors_origins=[ORIGIN]))
     response = await cors_client.options(
         "/workflows/reflection",
-        headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"},
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
     )
     assert response.status_code == 200
     assert response.headers["Access-Control-Allow-Origin"] == ORIGIN

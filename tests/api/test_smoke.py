@@ -6,9 +6,7 @@ import httpx
 
 
 async def test_reflection_completes(client: httpx.AsyncClient) -> None:
-    response = await client.post(
-        "/workflows/reflection?wait=20", json={"topic": "Explain WAL mode in SQLite"}
-    )
+    response = await client.post("/workflows/reflection?wait=20", json={"topic": "Explain WAL mode in SQLite"})
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "completed", body

@@ -100,7 +100,9 @@ async def test_reflection_on_postgres(
 ) -> None:
     standin.configure(openai=OpenAIConfig(responder=reflection_responder([6, 9] * 5)))
     client: httpx.AsyncClient = await app_factory(make_settings(database_url=postgres_url))
-    ids = [(await client.post("/workflows/reflection", json={"topic": f"pg {n}"})).json()["workflow_id"] for n in range(5)]
+    ids = [
+        (await client.post("/workflows/reflection", json={"topic": f"pg {n}"})).json()["workflow_id"] for n in range(5)
+    ]
     finals = [await wait_terminal(client, workflow_id) for workflow_id in ids]
     assert {f["status"] for f in finals} == {"completed"}
     assert (await client.get("/readyz")).json()["database"] == "ok"

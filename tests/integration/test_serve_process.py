@@ -45,7 +45,12 @@ def test_served_output_is_json_and_carries_request_ids(tmp_path: Path, standin: 
     traced = [r for r in records if r.get("correlation_id") == "serve-trace-1"]
     assert any(r.get("event") == "http_request" for r in traced)
     workflow_lines = [r for r in traced if r.get("workflow_id") == workflow_id]
-    assert {r.get("event") for r in workflow_lines} >= {"workflow_started", "node_finished", "llm_call", "workflow_completed"}
+    assert {r.get("event") for r in workflow_lines} >= {
+        "workflow_started",
+        "node_finished",
+        "llm_call",
+        "workflow_completed",
+    }
     assert all(r["workflow_type"] == "reflection" for r in workflow_lines)
     node_lines = [r for r in workflow_lines if r.get("event") == "node_finished"]
     assert {r["node"] for r in node_lines} >= {"draft", "critique", "revise", "finalize"}

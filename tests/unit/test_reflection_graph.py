@@ -17,9 +17,7 @@ DEFAULTS = {"draft": "gpt-4o-mini", "critique": "gpt-4o-mini", "revise": "gpt-4o
 
 
 async def run_reflection(standin: StandinServer, **request: Any) -> dict[str, Any]:
-    chat = ChatProvider(
-        OpenAIConfig(api_key="sk-test", base_url=standin.openai_base_url, max_retries=0)
-    )
+    chat = ChatProvider(OpenAIConfig(api_key="sk-test", base_url=standin.openai_base_url, max_retries=0))
     try:
         body = ReflectionRequest(topic="Why is the sky blue?", **request)
         graph = build_graph(InMemorySaver())
@@ -62,9 +60,7 @@ async def test_max_iterations_keeps_best_not_last(standin: StandinServer) -> Non
 
 
 async def test_identical_revision_stops_the_loop(standin: StandinServer) -> None:
-    standin.configure(
-        openai=StandinOpenAI(responder=reflection_responder([5, 5, 5], revise=lambda draft: draft))
-    )
+    standin.configure(openai=StandinOpenAI(responder=reflection_responder([5, 5, 5], revise=lambda draft: draft)))
     state = await run_reflection(standin, max_iterations=3, score_threshold=9)
     assert state["result"]["stop_reason"] == "no_change"
     assert len(state["result"]["drafts"]) == 1
