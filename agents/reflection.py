@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
 from agents.prompting import load_prompt
@@ -44,7 +44,7 @@ class CritiqueOutcome:
     usage: LLMUsage
 
 
-def _messages(prompt: str, **values: object) -> list[SystemMessage | HumanMessage]:
+def _messages(prompt: str, **values: object) -> list[BaseMessage]:
     system, user = load_prompt(prompt).render(**values)
     return [SystemMessage(system), HumanMessage(user)]
 
@@ -56,7 +56,7 @@ class DraftAgent:
     llm: ChatProvider
 
     async def execute(self, *, topic: str, model: str) -> TextOutcome:
-        result = await self.llm.complete(model=model, messages=list(_messages("reflection/draft", topic=topic)))
+        result = await self.llm.complete(model=model, messages=_messages("reflection/draft", topic=topic))
         return TextOutcome(result.text.strip(), result.usage)
 
 
@@ -67,7 +67,7 @@ class CritiqueAgent:
     llm: ChatProvider
 
     async def execute(self, *, topic: str, draft: str, version: int, model: str) -> CritiqueOutcome:
-        messages = list(_messages("reflection/critique", topic=topic, draft=draft, version=version))
+        messages = _messages("reflection/critique", topic=topic, draft=draft, version=version)
         result = await self.llm.structured(model=model, messages=messages, schema=Critique)
         return CritiqueOutcome(result.value, result.error, result.usage)
 
@@ -90,5 +90,5 @@ class ReviseAgent:
             score="unreadable" if score is None else f"{score:g}",
             issues=listed,
         )
-        result = await self.llm.complete(model=model, messages=list(messages))
+        result = await self.llm.complete(model=model, messages=messages)
         return TextOutcome(result.text.strip(), result.usage)

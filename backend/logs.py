@@ -94,7 +94,9 @@ class AgentflowJsonFormatter(JsonFormatter):
         log_data.pop("color_message", None)  # uvicorn's ANSI duplicate of ``message``
 
     def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
-        ordered = {k: log_data.pop(k) for k in ("timestamp", "level", "logger", "message") if k in log_data}
+        ordered: dict[str, Any] = {
+            k: log_data.pop(k) for k in ("timestamp", "level", "logger", "message") if k in log_data
+        }
         ordered.update(log_data)
         return {key: _redact_value(key, value) for key, value in ordered.items()}
 

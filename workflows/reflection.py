@@ -118,7 +118,7 @@ async def critique(state: ReflectionState, runtime: Runtime[ReflectionContext]) 
     )
     if outcome.critique is None:
         # An unreadable critique counts as "not approved"; the loop goes on (or hits its cap).
-        verdict = {"score": None, "issues": [], "approved": False, "parse_error": outcome.parse_error}
+        verdict: dict[str, Any] = {"score": None, "issues": [], "approved": False, "parse_error": outcome.parse_error}
     else:
         verdict = {**outcome.critique.model_dump(), "parse_error": None}
     return {"critiques": [{"version": latest["version"], **verdict}], "usage": outcome.usage.as_dict()}

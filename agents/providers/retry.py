@@ -98,11 +98,10 @@ async def call_with_retries(
             gate.on_success()
             return result
         except TimeoutError as exc:
-            error: UpstreamError | None = UpstreamTimeout(
-                f"{gate.name} did not answer within {policy.deadline:.0f} s", provider=gate.name
-            )
+            timeout = UpstreamTimeout(f"{gate.name} did not answer within {policy.deadline:.0f} s", provider=gate.name)
             if time.monotonic() - started >= policy.deadline:
-                raise error from exc
+                raise timeout from exc
+            error: UpstreamError | None = timeout
         except asyncio.CancelledError:
             raise
         except Exception as exc:

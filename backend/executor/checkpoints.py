@@ -57,8 +57,8 @@ async def open_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSa
     )
     await pool.open()
     try:
-        saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
-        await saver.setup()
-        yield saver
+        postgres_saver = AsyncPostgresSaver(pool)
+        await postgres_saver.setup()
+        yield postgres_saver
     finally:
         await pool.close()

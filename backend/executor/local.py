@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 
@@ -177,9 +179,9 @@ class LocalExecutor:
         self._finished.setdefault(workflow_id, asyncio.Event())
         task = asyncio.create_task(self._run(workflow_id), name=f"workflow-{workflow_id}")
         self._tasks[workflow_id] = task
-        task.add_done_callback(lambda _t, wid=workflow_id: self._forget(wid))
+        task.add_done_callback(functools.partial(self._forget, workflow_id))
 
-    def _forget(self, workflow_id: str) -> None:
+    def _forget(self, workflow_id: str, _task: object = None) -> None:
         self._tasks.pop(workflow_id, None)
         self._cancel_requested.discard(workflow_id)
         self._finish_event(workflow_id)
@@ -268,9 +270,9 @@ class LocalExecutor:
             extra={"event": "workflow_resumed" if resumed else "workflow_started", "attempt": record.attempts + 1},
         )
         request = spec.request_model.model_validate(record.input)
-        config: dict[str, Any] = {"configurable": {"thread_id": record.id}}
+        config: RunnableConfig = {"configurable": {"thread_id": record.id}}
         graph = self._graph(spec)
-        has_checkpoint = await self.checkpointer.aget_tuple(config) is not None  # type: ignore[arg-type]
+        has_checkpoint = await self.checkpointer.aget_tuple(config) is not None
         graph_input = None if has_checkpoint else spec.initial_state(request)
         run_context = spec.make_context(request, self.providers, self.default_models)
         state: dict[str, Any] = {}
@@ -279,21 +281,23 @@ class LocalExecutor:
         remaining = self.workflow_timeout - _elapsed(started_at)
         try:
             async with asyncio.timeout(max(remaining, 0.001)):
-                async with contextlib.aclosing(
+                stream = cast(
+                    "AsyncGenerator[tuple[str, Any], None]",
                     graph.astream(
                         graph_input,
-                        config,  # type: ignore[arg-type]
+                        config,
                         context=run_context,
                         durability="sync",
                         stream_mode=["updates", "values"],
-                    )
-                ) as stream:
+                    ),
+                )
+                async with contextlib.aclosing(stream):
                     last_node = progress.get("node", "")
                     async for mode, chunk in stream:
                         if mode == "updates":
                             last_node = next(iter(chunk), last_node) if isinstance(chunk, dict) else last_node
                             continue
-                        state = chunk
+                        state = cast("dict[str, Any]", chunk)
                         progress = spec.progress(last_node, state)
                         await self.store.update(workflow_id=record.id, progress=progress, usage=_usage(state))
                         if budget is not None and _tokens(state) >= budget:

@@ -62,7 +62,7 @@ class CorrelationIdMiddleware:
 
 
 def _supplied_id(scope: Scope) -> str | None:
-    headers = dict(scope.get("headers") or [])
+    headers: dict[bytes, bytes] = dict(scope.get("headers") or [])
     for name in _INCOMING_HEADERS:
         raw = headers.get(name)
         if raw is not None:

@@ -84,7 +84,7 @@ async def list_workflows(
         raise InvalidInput(
             f"Unknown workflow type {type!r}; known: {', '.join(sorted(WORKFLOWS))}.", field="query.type"
         )
-    page = await store.list(workflow_type=type, status=status_, limit=limit, cursor=cursor)
+    page = await store.page(workflow_type=type, status=status_, limit=limit, cursor=cursor)
     return WorkflowsPublic(items=[WorkflowPublic.from_record(r) for r in page.items], next_cursor=page.next_cursor)
 
 

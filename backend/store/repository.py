@@ -133,7 +133,7 @@ class WorkflowStore:
             row = (await session.execute(select(WorkflowRow).where(WorkflowRow.idempotency_key == key))).scalar()
             return _to_record(row) if row is not None else None
 
-    async def list(
+    async def page(
         self,
         *,
         workflow_type: str | None = None,

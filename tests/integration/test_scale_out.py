@@ -77,9 +77,9 @@ async def test_store_round_trip_claims_and_pagination(store: WorkflowStore) -> N
     fetched = await store.get(workflow_id=records[0].id)
     assert fetched is not None and fetched.input == {"topic": "t0"}
     assert fetched.created_at.tzinfo is not None
-    page = await store.list(limit=3)
+    page = await store.page(limit=3)
     assert [r.id for r in page.items] == [r.id for r in records[::-1][:3]]
-    rest = await store.list(limit=3, cursor=page.next_cursor)
+    rest = await store.page(limit=3, cursor=page.next_cursor)
     assert [r.id for r in rest.items] == [r.id for r in records[::-1][3:]]
     # Only one of two claimers wins a record whose holder is gone.
     winners = await asyncio.gather(
