@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     llm_connect_timeout: float = Field(default=5.0, gt=0)
     llm_max_retries: int = Field(default=4, ge=0, le=10)
     llm_call_deadline: float = Field(default=180.0, gt=0)
+    retry_base_delay: float = Field(default=0.5, gt=0)
+    retry_max_delay: float = Field(default=30.0, gt=0)
     llm_temperature: float = Field(default=0.2, ge=0, le=2)
     openai_max_concurrency: int = Field(default=16, ge=1)
     openai_rpm: int | None = Field(default=None, ge=1)

@@ -6,9 +6,11 @@ a 429 slows everyone down instead of letting each caller discover it on its own.
 mechanisms work together:
 
 - a shared pause: ``Retry-After`` from one 429 holds back every caller until it has passed;
-- an adaptive concurrency limit (AIMD): each 429 halves the number of calls allowed in flight,
-  each success adds back a fraction of one, so after a pause the gate probes the provider
-  gently instead of releasing a burst that earns another round of 429s.
+- an adaptive concurrency limit, as TCP does it: a 429 drops the calls allowed in flight to
+  one and remembers half the old limit as a threshold; each success then adds one call up to
+  the threshold (a quick climb) and a fraction of one beyond it (a careful one). After a pause
+  the gate probes the provider with one call instead of releasing a burst that earns another
+  round of 429s.
 """
 
 from __future__ import annotations
@@ -23,16 +25,21 @@ __all__ = ["ProviderGate"]
 
 
 class ProviderGate:
+    #: Seconds within which further 429s count as the same burst.
+    DECREASE_SPACING = 1.0
+
     def __init__(self, name: str, *, max_concurrency: int, rpm: int | None = None) -> None:
         self.name = name
         self.max_concurrency = max_concurrency
         self.rpm = rpm
         self._limit = float(max_concurrency)
+        self._threshold = float(max_concurrency)
         self._in_flight = 0
         self._changed = asyncio.Condition()
         self._starts: deque[float] = deque()
         self._rpm_lock = asyncio.Lock()
         self._paused_until = 0.0
+        self._last_decrease = -1e9
 
     @property
     def limit(self) -> int:
@@ -48,15 +55,24 @@ class ProviderGate:
         self._paused_until = max(self._paused_until, time.monotonic() + max(0.0, seconds))
 
     def on_rate_limited(self, retry_after: float | None) -> None:
-        """A call was answered 429: halve the concurrency and pause everyone as advised."""
-        self._limit = max(1.0, self._limit / 2)
+        """A call was answered 429: halve the concurrency and pause everyone as advised.
+
+        The calls of one burst all come back 429 together; like TCP's once-per-round-trip
+        rule, only the first 429 of a burst halves the threshold.
+        """
+        now = time.monotonic()
+        if now - self._last_decrease >= self.DECREASE_SPACING:
+            self._threshold = max(1.0, self._limit / 2)
+            self._last_decrease = now
+        self._limit = 1.0
         if retry_after is not None:
             self.pause(retry_after)
 
     def on_success(self) -> None:
-        """A call succeeded: grow the concurrency back by about one per round of calls."""
+        """A call succeeded: grow the concurrency back (fast below the threshold, slowly above)."""
         if self._limit < self.max_concurrency:
-            self._limit = min(float(self.max_concurrency), self._limit + 1 / self._limit)
+            step = 1.0 if self._limit < self._threshold else 1 / self._limit
+            self._limit = min(float(self.max_concurrency), self._limit + step)
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:

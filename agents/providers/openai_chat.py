@@ -50,7 +50,9 @@ class OpenAIConfig:
     rpm: int | None = None
     structured_output_method: Literal["json_schema", "function_calling"] = "json_schema"
     temperature: float = 0.2
-    call_deadline: float = 300.0
+    call_deadline: float = 180.0
+    retry_base_delay: float = 0.5
+    retry_max_delay: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +142,12 @@ class ChatProvider:
     def __init__(self, config: OpenAIConfig) -> None:
         self.config = config
         self.gate = ProviderGate("openai", max_concurrency=config.max_concurrency, rpm=config.rpm)
-        self.policy = RetryPolicy(max_attempts=config.max_retries + 1, deadline=config.call_deadline)
+        self.policy = RetryPolicy(
+            max_attempts=config.max_retries + 1,
+            base_delay=config.retry_base_delay,
+            max_delay=config.retry_max_delay,
+            deadline=config.call_deadline,
+        )
         self._models: dict[str, ChatOpenAI] = {}
         self._structured: dict[tuple[str, str], Runnable[Any, Any]] = {}
 

@@ -83,23 +83,28 @@ async def call_with_retries(
 
     ``classify`` maps a library exception to our error (``None`` means: not an upstream problem,
     re-raise as is). A 429 pauses the whole gate for the advised time.
+
+    The deadline bounds the time spent in attempts and in the waits between them. Time queued
+    behind the gate's own concurrency cap does not count (the workflow deadline bounds that), so
+    a busy process never fails a call it has not yet sent.
     """
-    started = time.monotonic()
+    spent = 0.0
     attempt = 0
     while True:
         attempt += 1
-        remaining = policy.deadline - (time.monotonic() - started)
-        if remaining <= 0:
-            raise UpstreamTimeout(f"{gate.name} did not answer within {policy.deadline:.0f} s", provider=gate.name)
         try:
             async with gate.slot():
-                async with asyncio.timeout(remaining):
-                    result = await call()
+                attempt_started = time.monotonic()
+                try:
+                    async with asyncio.timeout(max(policy.deadline - spent, 0.001)):
+                        result = await call()
+                finally:
+                    spent += time.monotonic() - attempt_started
             gate.on_success()
             return result
         except TimeoutError as exc:
             timeout = UpstreamTimeout(f"{gate.name} did not answer within {policy.deadline:.0f} s", provider=gate.name)
-            if time.monotonic() - started >= policy.deadline:
+            if spent >= policy.deadline:
                 raise timeout from exc
             error: UpstreamError | None = timeout
         except asyncio.CancelledError:
@@ -113,11 +118,8 @@ async def call_with_retries(
         assert error is not None
         if error.code == "upstream_rate_limited":
             gate.on_rate_limited(None if error.retry_after is None else min(error.retry_after, policy.max_delay))
-        wait = error.retry_after if error.retry_after is not None else policy.backoff(attempt)
-        wait = min(wait, policy.max_delay)
-        if time.monotonic() - started + wait >= policy.deadline:
-            raise error
-        if attempt >= policy.max_attempts:
+        wait = min(error.retry_after if error.retry_after is not None else policy.backoff(attempt), policy.max_delay)
+        if attempt >= policy.max_attempts or spent + wait >= policy.deadline:
             raise error
         logger.warning(
             "retrying %s after %s",
@@ -133,3 +135,4 @@ async def call_with_retries(
             },
         )
         await asyncio.sleep(wait)
+        spent += wait
