@@ -92,6 +92,7 @@ class LocalExecutor:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._finished: dict[str, asyncio.Event] = {}
         self._cancel_requested: set[str] = set()
+        self._changed: dict[str, asyncio.Event] = {}
         self._graphs: dict[str, CompiledStateGraph[Any, Any, Any, Any]] = {}
         self._accepting = True
         self._stopping = False
@@ -171,6 +172,20 @@ class LocalExecutor:
             record = await self.store.get(workflow_id=workflow_id)
         return record
 
+    def change_signal(self, workflow_id: str) -> asyncio.Event | None:
+        """An event set at the next change of a run executing here (None if it runs elsewhere).
+
+        Grab it *before* reading the record, then wait on it: a change in between sets it.
+        """
+        if workflow_id not in self._tasks:
+            return None
+        return self._changed.setdefault(workflow_id, asyncio.Event())
+
+    def _signal_change(self, workflow_id: str) -> None:
+        event = self._changed.pop(workflow_id, None)
+        if event is not None:
+            event.set()
+
     # --- scheduling and leases --------------------------------------------------------------
 
     def _schedule(self, workflow_id: str) -> None:
@@ -183,6 +198,7 @@ class LocalExecutor:
 
     def _forget(self, workflow_id: str, _task: object = None) -> None:
         self._tasks.pop(workflow_id, None)
+        self._signal_change(workflow_id)
         self._cancel_requested.discard(workflow_id)
         self._finish_event(workflow_id)
 
@@ -265,6 +281,7 @@ class LocalExecutor:
         await self.store.update(
             workflow_id=record.id, status=WorkflowStatus.RUNNING, started_at=started_at, attempts=record.attempts + 1
         )
+        self._signal_change(record.id)
         logger.info(
             "workflow resumed" if resumed else "workflow started",
             extra={"event": "workflow_resumed" if resumed else "workflow_started", "attempt": record.attempts + 1},
@@ -300,6 +317,7 @@ class LocalExecutor:
                         state = cast("dict[str, Any]", chunk)
                         progress = spec.progress(last_node, state)
                         await self.store.update(workflow_id=record.id, progress=progress, usage=_usage(state))
+                        self._signal_change(record.id)
                         if budget is not None and _tokens(state) >= budget:
                             raise BudgetExceeded(f"The run spent {_tokens(state)} tokens of its {budget} budget.")
                         if record.id in self._cancel_requested:

@@ -6,10 +6,12 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response, status
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from agents.errors import Conflict, InvalidInput
 from backend.deps import ExecutorDep, ServiceDep, StoreDep, ValidWorkflowDep
+from backend.events import workflow_events
 from backend.schemas import WorkflowPublic, WorkflowsPublic
 from backend.store import WorkflowRecord, WorkflowStatus
 from workflows.base import WorkflowSpec
@@ -109,3 +111,19 @@ async def cancel_workflow(record: ValidWorkflowDep, executor: ExecutorDep, respo
         raise Conflict(f"The workflow already ended as {updated.status.value}.", current_status=updated.status.value)
     response.status_code = status.HTTP_200_OK if updated.status.is_terminal else status.HTTP_202_ACCEPTED
     return WorkflowPublic.from_record(updated)
+
+
+@router.get(
+    "/{workflow_id}/events",
+    summary="Stream a workflow's progress as server-sent events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "`update` events, then one `end` event"}},
+)
+async def stream_workflow(record: ValidWorkflowDep, store: StoreDep, executor: ExecutorDep) -> StreamingResponse:
+    """Server-sent events: an ``update`` (the full record) whenever status, progress or usage
+    changes, then ``end`` once the run is terminal. Comments keep idle connections alive."""
+    return StreamingResponse(
+        workflow_events(record, store=store, executor=executor),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -244,3 +245,24 @@ async def test_hundred_workflows_submit_fast_and_all_complete(
     finals = [await wait_terminal(client, workflow_id, timeout=60) for workflow_id in ids]
     assert {body["status"] for body in finals} == {"completed"}
     assert time.monotonic() - started < 30
+
+
+async def test_events_stream_progress_until_the_end(client: httpx.AsyncClient, standin: StandinServer) -> None:
+    standin.configure(openai=OpenAIConfig(latency=0.1, responder=reflection_responder([5, 9])))
+    workflow_id = (await client.post("/workflows/reflection", json={"topic": "t"})).json()["workflow_id"]
+    events: list[tuple[str, dict[str, Any]]] = []
+    async with client.stream("GET", f"/workflows/{workflow_id}/events") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["X-Request-ID"]
+        name = ""
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                events.append((name, json.loads(line[6:])))
+    assert events[-1][0] == "end"
+    assert events[-1][1]["status"] == "completed"
+    nodes = [body["progress"]["node"] for kind, body in events if kind == "update"]
+    assert "critique" in nodes
+    assert len(events) >= 3
