@@ -1,0 +1,69 @@
+"""Settings: environment names, parsing, and refusals."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from backend.config import Settings, config_error_message
+
+
+def test_provider_variables_keep_their_own_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("TAVILY_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("ARXIV_API_URL", "http://127.0.0.1:9/api/query")
+    monkeypatch.setenv("AGENTFLOW_MODEL_CRITIQUE", "gpt-4o")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.openai_api_key is not None
+    assert settings.openai_api_key.get_secret_value() == "sk-from-env"
+    assert "sk-from-env" not in repr(settings)
+    assert settings.openai_base_url.endswith("/v1")
+    assert settings.model_for("critique") == "gpt-4o"
+    assert settings.model_for("draft") == "gpt-4o-mini"
+
+
+def test_cors_origins_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTFLOW_CORS_ORIGINS", "http://a.example, http://b.example")
+    assert Settings(_env_file=None).cors_origins == ["http://a.example", "http://b.example"]  # type: ignore[call-arg]
+
+
+def test_blank_key_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "  ")
+    assert Settings(_env_file=None).openai_api_key is None  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("AGENTFLOW_PORT", "eighty"),
+        ("AGENTFLOW_RATE_LIMIT_SUBMIT", "lots"),
+        ("AGENTFLOW_LOG_FORMAT", "xml"),
+        ("AGENTFLOW_MAX_BODY_BYTES", "10"),
+        ("AGENTFLOW_STRUCTURED_OUTPUT_METHOD", "telepathy"),
+    ],
+)
+def test_bad_values_are_named_in_one_line(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    message = config_error_message(caught.value)
+    assert variable in message
+    assert "\n" not in message
+
+
+def test_production_refuses_wildcard_cors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTFLOW_ENV", "prod")
+    monkeypatch.setenv("AGENTFLOW_CORS_ORIGINS", "*")
+    with pytest.raises(ValidationError, match="CORS"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_dotenv_is_read(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path
+
+    env_file = Path(str(tmp_path)) / ".env"
+    env_file.write_text("AGENTFLOW_MAX_CONCURRENT_WORKFLOWS=7\nTAVILY_API_KEY=tvly-dotenv\n")
+    settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
+    assert settings.max_concurrent_workflows == 7
+    assert settings.tavily_api_key is not None
