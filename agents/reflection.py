@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
@@ -42,6 +42,12 @@ class CritiqueOutcome:
     critique: Critique | None
     parse_error: str | None
     usage: LLMUsage
+
+    def verdict(self) -> dict[str, Any]:
+        """The critique as stored in workflow state; an unreadable one counts as not approved."""
+        if self.critique is None:
+            return {"score": None, "issues": [], "approved": False, "parse_error": self.parse_error}
+        return {**self.critique.model_dump(), "parse_error": None}
 
 
 def _messages(prompt: str, **values: object) -> list[BaseMessage]:

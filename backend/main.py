@@ -11,7 +11,15 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from agents.providers import ChatProvider, OpenAIConfig, Providers
+from agents.providers import (
+    ArxivConfig,
+    ArxivSearch,
+    ChatProvider,
+    OpenAIConfig,
+    Providers,
+    TavilyConfig,
+    TavilySearch,
+)
 from backend.config import Settings, get_settings
 from backend.errors import install_error_handlers
 from backend.executor import LocalExecutor, open_checkpointer
@@ -39,6 +47,10 @@ checkpointed after every node and resume after a crash. Every response carries `
 errors are RFC 9457 `application/problem+json`.
 """
 ROLES = ("draft", "critique", "revise", "plan", "synthesize")
+ALLOWED_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "X-API-Key", "X-Request-ID", "X-Correlation-ID"]
+EXPOSED_HEADERS = [
+    "Location", "Retry-After", "X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
+]  # fmt: skip
 
 
 def build_providers(settings: Settings) -> Providers:
@@ -54,9 +66,28 @@ def build_providers(settings: Settings) -> Providers:
             rpm=settings.openai_rpm,
             structured_output_method=settings.structured_output_method,
             temperature=settings.llm_temperature,
+            call_deadline=settings.llm_call_deadline,
+            retry_base_delay=settings.retry_base_delay,
+            retry_max_delay=settings.retry_max_delay,
         )
     )
-    return Providers(chat=chat)
+    arxiv = ArxivSearch(
+        ArxivConfig(
+            api_url=settings.arxiv_api_url,
+            timeout=settings.search_timeout,
+            min_interval=settings.arxiv_min_interval,
+        )
+    )
+    web = TavilySearch(
+        TavilyConfig(
+            api_key=settings.tavily_api_key.get_secret_value() if settings.tavily_api_key else None,
+            base_url=settings.tavily_base_url,
+            timeout=settings.search_timeout,
+            max_concurrency=settings.tavily_max_concurrency,
+            rpm=settings.tavily_rpm,
+        )
+    )
+    return Providers(chat=chat, arxiv=arxiv, web=web)
 
 
 def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
@@ -106,13 +137,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_credentials=not allow_any_origin,  # never "*" together with credentials
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=[
-                "Authorization", "Content-Type", "Idempotency-Key", "X-API-Key", "X-Request-ID", "X-Correlation-ID",
-            ],  # fmt: skip
-            expose_headers=[
-                "Location", "Retry-After", "X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining",
-                "X-RateLimit-Reset",
-            ],  # fmt: skip
+            allow_headers=ALLOWED_HEADERS,
+            expose_headers=EXPOSED_HEADERS,
         ),
         Middleware(
             RateLimitMiddleware,

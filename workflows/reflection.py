@@ -116,12 +116,8 @@ async def critique(state: ReflectionState, runtime: Runtime[ReflectionContext]) 
     outcome = await ctx.critic.execute(
         topic=state["topic"], draft=latest["text"], version=latest["version"], model=ctx.models["critique"]
     )
-    if outcome.critique is None:
-        # An unreadable critique counts as "not approved"; the loop goes on (or hits its cap).
-        verdict: dict[str, Any] = {"score": None, "issues": [], "approved": False, "parse_error": outcome.parse_error}
-    else:
-        verdict = {**outcome.critique.model_dump(), "parse_error": None}
-    return {"critiques": [{"version": latest["version"], **verdict}], "usage": outcome.usage.as_dict()}
+    # An unreadable critique counts as "not approved": the loop goes on (or hits its cap).
+    return {"critiques": [{"version": latest["version"], **outcome.verdict()}], "usage": outcome.usage.as_dict()}
 
 
 @instrumented("revise")

@@ -2,18 +2,43 @@
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
+from agents.providers.arxiv_search import ArxivConfig, ArxivSearch
 from agents.providers.openai_chat import ChatProvider, LLMUsage, OpenAIConfig
+from agents.providers.search import SearchHit, SearchProvider
+from agents.providers.tavily_search import TavilyConfig, TavilySearch
 
-__all__ = ["ChatProvider", "LLMUsage", "OpenAIConfig", "Providers"]
+__all__ = [
+    "ArxivConfig",
+    "ArxivSearch",
+    "ChatProvider",
+    "LLMUsage",
+    "OpenAIConfig",
+    "Providers",
+    "SearchHit",
+    "SearchProvider",
+    "TavilyConfig",
+    "TavilySearch",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Providers:
-    """The process-wide provider clients, built once in the app lifespan."""
+    """The process-wide provider clients, built once in the app lifespan.
+
+    The search providers default to None so a bundle with only a chat model (enough for the
+    reflection workflow) stays valid; the research workflow refuses to start without them.
+    """
 
     chat: ChatProvider
+    arxiv: ArxivSearch | None = None
+    web: TavilySearch | None = None
 
     async def aclose(self) -> None:
-        await self.chat.aclose()
+        """Close every client's connection pool, each one even if another fails."""
+        async with AsyncExitStack() as stack:
+            for provider in (self.chat, self.arxiv, self.web):
+                if provider is not None:
+                    stack.push_async_callback(provider.aclose)

@@ -10,6 +10,7 @@ import httpx
 
 from backend.config import Settings
 from backend.main import create_app
+from backend.store import WorkflowStore, create_engine
 from tests.helpers import reflection_responder, wait_terminal
 from tests.standins import OpenAIConfig, StandinServer
 
@@ -53,7 +54,12 @@ async def test_graceful_shutdown_leaves_runs_resumable(
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
             workflow_id = (await client.post("/workflows/reflection", json={"topic": "t"})).json()["workflow_id"]
             await asyncio.sleep(0.5)  # draft done, critique in flight
-    interrupted = await app.state.store.get(workflow_id=workflow_id)
+    engine = create_engine(settings.database_url)
+    try:
+        interrupted = await WorkflowStore(engine).get(workflow_id=workflow_id)
+    finally:
+        await engine.dispose()
+    assert interrupted is not None
     assert interrupted.status.value == "running"
 
     standin.configure(openai=OpenAIConfig(latency=0.05, responder=reflection_responder([4, 5, 9])))

@@ -1,0 +1,385 @@
+"""The research workflow: plan queries → parallel arXiv/web searches → cited report.
+
+plan_queries → (one search_arxiv / search_web task per query, in parallel, via ``Send``) →
+collect_sources → synthesize → verify_citations → [critique → revise → verify_citations] → finalize.
+
+A search that fails comes back as a source error, not a failed run. With no source retrieved
+the run completes with ``abstained: true`` and never asks a model to write an unsourced report.
+Every citation in the final report points at a retrieved source; anything else is removed and
+listed in ``removed_citations``.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypedDict
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import Send
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from agents import citations
+from agents.errors import ProviderNotConfigured, UpstreamError
+from agents.providers import Providers
+from agents.providers.search import SearchProvider
+from agents.reflection import CritiqueAgent
+from agents.research import PlannerAgent, ReportReviserAgent, SynthesizerAgent
+from workflows.base import WorkflowSpec, add_usage, instrumented
+
+__all__ = ["SPEC", "ResearchModels", "ResearchRequest", "build_graph"]
+
+logger = logging.getLogger("agentflow.workflow")
+
+Topic = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Source = Literal["arxiv", "web"]
+SOURCES: tuple[Source, ...] = ("arxiv", "web")  # also the order source ids are handed out in
+ROLES = ("plan", "synthesize", "critique", "revise")
+
+
+def _distinct(sources: list[Source]) -> list[Source]:
+    if len(set(sources)) != len(sources):
+        raise ValueError("sources must not repeat")
+    return sources
+
+
+class ResearchModels(BaseModel):
+    """Optional model per agent role (defaults: ``AGENTFLOW_MODEL_<ROLE>``, then ``AGENTFLOW_MODEL``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    plan: ModelName | None = None
+    synthesize: ModelName | None = None
+    critique: ModelName | None = None
+    revise: ModelName | None = None
+
+
+class ResearchRequest(BaseModel):
+    """Body of ``POST /workflows/research``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"topic": "Retrieval-augmented generation for code", "sources": ["arxiv", "web"]}]
+        },
+    )
+    topic: Topic = Field(description="What to research (1 to 4000 characters after trimming).")
+    sources: Annotated[list[Source], AfterValidator(_distinct)] = Field(
+        default_factory=lambda: list(SOURCES),
+        min_length=1,
+        max_length=len(SOURCES),
+        description='Where to search: "arxiv" and/or "web" (web needs TAVILY_API_KEY).',
+    )
+    max_queries: int = Field(default=3, ge=1, le=8, description="Most search queries per source.")
+    max_results_per_query: int = Field(default=5, ge=1, le=20, description="Most results per search query.")
+    reflect: bool = Field(default=False, description="Critique the report once and revise it if needed.")
+    models: ResearchModels | None = Field(default=None, description="Model per role, overriding the defaults.")
+    max_tokens_budget: int | None = Field(
+        default=None, ge=1, description="Stop with budget_exceeded once this many tokens were spent."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ResearchContext:
+    """Per-run knobs, agents and search providers; rebuilt from the stored request on resume."""
+
+    planner: PlannerAgent
+    synthesizer: SynthesizerAgent
+    critic: CritiqueAgent
+    reviser: ReportReviserAgent
+    search: Mapping[str, SearchProvider | None]
+    models: Mapping[str, str]
+    sources: tuple[str, ...]
+    max_queries: int
+    max_results: int
+    reflect: bool
+
+
+class SearchTask(TypedDict):
+    """What one parallel search task receives through ``Send``."""
+
+    source: str
+    query: str
+    index: int
+
+
+class ResearchState(TypedDict, total=False):
+    topic: str
+    queries: list[dict[str, Any]]
+    search_results: Annotated[list[dict[str, Any]], operator.add]
+    source_errors: Annotated[list[dict[str, Any]], operator.add]
+    sources: list[dict[str, Any]]
+    draft: str
+    report: str
+    citations: dict[str, int]
+    removed_citations: Annotated[list[str], operator.add]
+    critique: dict[str, Any]
+    revised: bool
+    usage: Annotated[dict[str, Any], add_usage]
+    result: dict[str, Any]
+
+
+def _clean_queries(queries: list[str], limit: int) -> list[str]:
+    kept: list[str] = []
+    for query in queries:
+        text = " ".join(query.split())
+        if text and text.lower() not in {k.lower() for k in kept}:
+            kept.append(text)
+    return kept[:limit]
+
+
+# --- nodes --------------------------------------------------------------------------------------
+
+
+@instrumented("plan_queries")
+async def plan_queries(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    outcome = await ctx.planner.execute(
+        topic=state["topic"], sources=ctx.sources, max_queries=ctx.max_queries, model=ctx.models["plan"]
+    )
+    planned = outcome.plan.model_dump() if outcome.plan is not None else {}
+    if outcome.plan is None:
+        logger.warning(
+            "plan unreadable; searching for the topic itself",
+            extra={"event": "plan_fallback", "reason": outcome.parse_error},
+        )
+    queries = []
+    for source in ctx.sources:
+        chosen = _clean_queries(planned.get(f"{source}_queries") or [], ctx.max_queries)
+        if not chosen:  # no usable plan for this source: the topic is still a fair query
+            chosen = [state["topic"]]
+        queries += [{"source": source, "query": query} for query in chosen]
+    return {"queries": queries, "usage": outcome.usage.as_dict()}
+
+
+async def _search(task: SearchTask, ctx: ResearchContext) -> dict[str, Any]:
+    provider = ctx.search.get(task["source"])
+    try:
+        if provider is None:
+            raise ProviderNotConfigured(f"the {task['source']} source is not configured")
+        hits = await provider.search(task["query"], max_results=ctx.max_results)
+    except (UpstreamError, ProviderNotConfigured) as error:
+        # An observation, not a failure: the other searches may still carry the report.
+        logger.warning(
+            "search failed: %s",
+            error.detail,
+            extra={"event": "source_error", "source": task["source"], "error_code": error.code},
+        )
+        failure = {"source": task["source"], "query": task["query"], "code": error.code, "message": error.detail}
+        return {"source_errors": [failure]}
+    found = {"source": task["source"], "query": task["query"], "index": task["index"]}
+    return {"search_results": [{**found, "hits": [hit.as_dict() for hit in hits]}]}
+
+
+@instrumented("search_arxiv")
+async def search_arxiv(state: SearchTask, runtime: Runtime[ResearchContext]) -> dict[str, Any]:
+    return await _search(state, runtime.context)
+
+
+@instrumented("search_web")
+async def search_web(state: SearchTask, runtime: Runtime[ResearchContext]) -> dict[str, Any]:
+    return await _search(state, runtime.context)
+
+
+@instrumented("collect_sources")
+async def collect_sources(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict[str, Any]:
+    # Tasks finish in any order; sorting first makes the S# ids the same on every run.
+    results = sorted(
+        state.get("search_results") or [], key=lambda found: (SOURCES.index(found["source"]), found["index"])
+    )
+    seen: set[str] = set()
+    sources: list[dict[str, Any]] = []
+    for found in results:
+        for hit in found["hits"]:
+            key = citations.source_key(hit["url"])  # an arXiv paper found on the web is the same source
+            if key in seen:
+                continue
+            seen.add(key)
+            sources.append({"id": f"S{len(sources) + 1}", **hit})
+    return {"sources": sources}
+
+
+@instrumented("synthesize")
+async def synthesize(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    outcome = await ctx.synthesizer.execute(
+        topic=state["topic"], sources=state["sources"], model=ctx.models["synthesize"]
+    )
+    return {"draft": outcome.text, "usage": outcome.usage.as_dict()}
+
+
+@instrumented("verify_citations")
+async def verify_citations(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict[str, Any]:
+    text, counts, removed = citations.verify_citations(state["draft"], state["sources"])
+    if removed:
+        logger.info("removed unretrieved citations", extra={"event": "citations_removed", "removed": removed})
+    return {"report": text, "citations": counts, "removed_citations": removed}
+
+
+@instrumented("critique")
+async def critique(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    outcome = await ctx.critic.execute(
+        topic=state["topic"], draft=state["report"], version=1, model=ctx.models["critique"]
+    )
+    return {"critique": outcome.verdict(), "usage": outcome.usage.as_dict()}
+
+
+@instrumented("revise")
+async def revise(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    review = state["critique"]
+    outcome = await ctx.reviser.execute(
+        topic=state["topic"],
+        report=state["report"],
+        sources=state["sources"],
+        score=review.get("score"),
+        issues=review.get("issues") or [],
+        model=ctx.models["revise"],
+    )
+    return {"draft": outcome.text, "revised": True, "usage": outcome.usage.as_dict()}
+
+
+@instrumented("finalize")
+async def finalize(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict[str, Any]:
+    return {"result": build_result(state)}
+
+
+def _abstention(state: Mapping[str, Any]) -> str:
+    errors = state.get("source_errors") or []
+    reason = "every search failed" if errors and not state.get("search_results") else "no search returned a result"
+    failed = sorted({f"{error['source']} ({error['code']})" for error in errors})
+    detail = f" Failed sources: {', '.join(failed)}." if failed else ""
+    return f"No report was written: {reason}, and a report without sources would be unsupported.{detail}"
+
+
+def build_result(state: Mapping[str, Any]) -> dict[str, Any]:
+    """The public result; also the best-so-far result of a run stopped by its token budget."""
+    sources = state.get("sources") or []
+    abstained = not sources
+    explanation = _abstention(state) if abstained else None
+    return {
+        "report_markdown": explanation if abstained else state.get("report", ""),
+        "sources": sources,
+        "citations": state.get("citations") or {},
+        "removed_citations": list(dict.fromkeys(state.get("removed_citations") or [])),
+        "queries": state.get("queries") or [],
+        "abstained": abstained,
+        "explanation": explanation,
+        "source_errors": state.get("source_errors") or [],
+        "critique": state.get("critique"),
+        "revised": bool(state.get("revised")),
+    }
+
+
+# --- routing ------------------------------------------------------------------------------------
+
+
+def fan_out(state: ResearchState) -> list[Send]:
+    """One search task per planned query, all in the same step (so they run in parallel)."""
+    return [
+        Send(f"search_{query['source']}", SearchTask(source=query["source"], query=query["query"], index=index))
+        for index, query in enumerate(state["queries"])
+    ]
+
+
+def after_collect(state: ResearchState) -> str:
+    return "synthesize" if state.get("sources") else "finalize"
+
+
+def after_verify(state: ResearchState, runtime: Runtime[ResearchContext]) -> str:
+    return "critique" if runtime.context.reflect and "critique" not in state else "finalize"
+
+
+def after_critique(state: ResearchState) -> str:
+    return "finalize" if state["critique"].get("approved") else "revise"
+
+
+def build_graph(checkpointer: BaseCheckpointSaver[Any] | None = None) -> CompiledStateGraph[Any, Any, Any, Any]:
+    graph = StateGraph(ResearchState, context_schema=ResearchContext)
+    graph.add_node("plan_queries", plan_queries)
+    graph.add_node("search_arxiv", search_arxiv)
+    graph.add_node("search_web", search_web)
+    graph.add_node("collect_sources", collect_sources)
+    graph.add_node("synthesize", synthesize)
+    graph.add_node("verify_citations", verify_citations)
+    graph.add_node("critique", critique)
+    graph.add_node("revise", revise)
+    graph.add_node("finalize", finalize)
+    graph.add_edge(START, "plan_queries")
+    graph.add_conditional_edges("plan_queries", fan_out, ["search_arxiv", "search_web"])
+    graph.add_edge("search_arxiv", "collect_sources")
+    graph.add_edge("search_web", "collect_sources")
+    graph.add_conditional_edges("collect_sources", after_collect, ["synthesize", "finalize"])
+    graph.add_edge("synthesize", "verify_citations")
+    graph.add_conditional_edges("verify_citations", after_verify, ["critique", "finalize"])
+    graph.add_conditional_edges("critique", after_critique, ["revise", "finalize"])
+    graph.add_edge("revise", "verify_citations")
+    graph.add_edge("finalize", END)
+    return graph.compile(checkpointer=checkpointer)
+
+
+# --- the spec the executor runs -----------------------------------------------------------------
+
+
+def _context(request: BaseModel, providers: Providers, defaults: Mapping[str, str]) -> ResearchContext:
+    assert isinstance(request, ResearchRequest)
+    chosen = request.models.model_dump(exclude_none=True) if request.models else {}
+    return ResearchContext(
+        planner=PlannerAgent(providers.chat),
+        synthesizer=SynthesizerAgent(providers.chat),
+        critic=CritiqueAgent(providers.chat),
+        reviser=ReportReviserAgent(providers.chat),
+        search={"arxiv": providers.arxiv, "web": providers.web},
+        models={role: chosen.get(role) or defaults[role] for role in ROLES},
+        sources=tuple(source for source in SOURCES if source in request.sources),
+        max_queries=request.max_queries,
+        max_results=request.max_results_per_query,
+        reflect=request.reflect,
+    )
+
+
+def _initial_state(request: BaseModel) -> dict[str, Any]:
+    assert isinstance(request, ResearchRequest)
+    return {"topic": request.topic}
+
+
+def _result(state: Mapping[str, Any]) -> dict[str, Any] | None:
+    return state.get("result")
+
+
+def _partial_result(state: Mapping[str, Any]) -> dict[str, Any] | None:
+    return build_result(state) if state.get("report") else None
+
+
+def _progress(node: str, state: Mapping[str, Any]) -> dict[str, Any]:
+    return {"node": node, "iteration": 1 if state.get("revised") else 0}
+
+
+def _required(request: BaseModel, providers: Providers) -> None:
+    assert isinstance(request, ResearchRequest)
+    providers.chat.require_configured()
+    if "web" in request.sources:
+        if providers.web is None:
+            raise ProviderNotConfigured("The web source is not configured on this server.", variable="TAVILY_API_KEY")
+        providers.web.require_configured()
+    if "arxiv" in request.sources and providers.arxiv is None:
+        raise ProviderNotConfigured("The arXiv source is not configured on this server.", variable="ARXIV_API_URL")
+
+
+SPEC = WorkflowSpec(
+    name="research",
+    request_model=ResearchRequest,
+    compile=build_graph,
+    make_context=_context,
+    initial_state=_initial_state,
+    result=_result,
+    partial_result=_partial_result,
+    progress=_progress,
+    required_providers=_required,
+)
