@@ -143,13 +143,14 @@ def configure_logging(level: str = "INFO", log_format: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "httpcore", "openai", "arxiv"):
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "httpx2", "httpcore", "openai", "arxiv"):
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
     # uvicorn's access logger is replaced by our own access line (with duration and request id).
     logging.getLogger("uvicorn.access").disabled = True
-    for noisy in ("httpx", "httpcore", "openai", "arxiv", "aiosqlite", "asyncio"):
+    # Client libraries log every HTTP request at INFO; our llm_call / node lines say it better.
+    for noisy in ("httpx", "httpx2", "httpcore", "openai", "arxiv", "aiosqlite", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
