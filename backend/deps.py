@@ -37,10 +37,10 @@ ServiceDep = Annotated[WorkflowService, Depends(get_service)]
 
 
 async def valid_workflow(
-    store: StoreDep, workflow_id: Annotated[str, Path(max_length=64, description="The workflow id.")]
+    executor: ExecutorDep, workflow_id: Annotated[str, Path(max_length=64, description="The workflow id.")]
 ) -> WorkflowRecord:
-    """The record for ``workflow_id``; NotFound (404 problem) otherwise."""
-    record = await store.get(workflow_id=workflow_id)
+    """The freshest record for ``workflow_id``; NotFound (404 problem) otherwise."""
+    record = await executor.get(workflow_id)
     if record is None:
         raise NotFound(f"No workflow with id {workflow_id!r}.")
     return record

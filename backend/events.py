@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 from backend.executor import LocalExecutor
 from backend.schemas import WorkflowPublic
-from backend.store import WorkflowRecord, WorkflowStore
+from backend.store import WorkflowRecord
 
 __all__ = ["workflow_events"]
 
@@ -27,9 +27,7 @@ def _fingerprint(record: WorkflowRecord) -> str:
     return json.dumps([record.status.value, record.progress, record.usage, record.cancel_requested], sort_keys=True)
 
 
-async def workflow_events(
-    record: WorkflowRecord, *, store: WorkflowStore, executor: LocalExecutor
-) -> AsyncIterator[str]:
+async def workflow_events(record: WorkflowRecord, *, executor: LocalExecutor) -> AsyncIterator[str]:
     """Yield SSE frames: ``update`` on every change, ``end`` when terminal.
 
     A run executing in this process signals each change; a run executing in another worker is
@@ -45,7 +43,7 @@ async def workflow_events(
                 await asyncio.wait_for(signal.wait(), KEEPALIVE_SECONDS)
         else:
             await asyncio.sleep(POLL_SECONDS)
-        latest = await store.get(workflow_id=record.id)
+        latest = await executor.get(record.id)
         if latest is None:
             return
         record = latest

@@ -11,6 +11,10 @@
   checkpoint, under the correlation id of the request that created them.
 - Shutdown stops taking work, gives running nodes a grace period, then leaves the rest
   resumable (their records stay ``queued``/``running``, leases released).
+- The executor holds the live record of every run it owns and keeps it current, so polls,
+  waits and event streams for those runs are answered from memory. Progress reaches the
+  database at most every ``PROGRESS_FLUSH_SECONDS`` (the checkpoint, not the progress column,
+  is what makes a run durable); status changes are written at once.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from workflows.registry import get_spec
 __all__ = ["LocalExecutor"]
 
 logger = logging.getLogger("agentflow.executor")
+PROGRESS_FLUSH_SECONDS = 1.0
 
 
 def _owner_alive(owner: str) -> bool:
@@ -93,6 +98,7 @@ class LocalExecutor:
         self._finished: dict[str, asyncio.Event] = {}
         self._cancel_requested: set[str] = set()
         self._changed: dict[str, asyncio.Event] = {}
+        self._live: dict[str, WorkflowRecord] = {}
         self._graphs: dict[str, CompiledStateGraph[Any, Any, Any, Any]] = {}
         self._accepting = True
         self._stopping = False
@@ -142,23 +148,38 @@ class LocalExecutor:
 
     def submit(self, record: WorkflowRecord) -> None:
         """Schedule a freshly stored (and leased) record."""
+        self._live[record.id] = record
         self._schedule(record.id)
+
+    def snapshot(self, workflow_id: str) -> WorkflowRecord | None:
+        """The current record of a run this executor owns (None for runs owned elsewhere)."""
+        return self._live.get(workflow_id)
+
+    async def get(self, workflow_id: str) -> WorkflowRecord | None:
+        """The freshest record: from memory for runs owned here, else from the store."""
+        return self._live.get(workflow_id) or await self.store.get(workflow_id=workflow_id)
 
     async def cancel(self, workflow_id: str) -> WorkflowRecord | None:
         """Cancel a run: queued ones never start; running ones stop at the next node boundary."""
         record = await self.store.request_cancel(workflow_id=workflow_id)
         if record is None:
             return None
+        live = self._live.get(workflow_id)
         if record.status is WorkflowStatus.RUNNING:
             self._cancel_requested.add(workflow_id)
+            if live is not None:
+                live.cancel_requested = True
         elif record.status is WorkflowStatus.CANCELLED:
+            if live is not None:
+                live.status, live.finished_at = record.status, record.finished_at
+            self.store.remember_finished(record)
             self._finish_event(workflow_id)
-        return record
+        return live or record
 
     async def wait(self, workflow_id: str, max_wait: float) -> WorkflowRecord | None:
         """The record once terminal, or as it stands when ``max_wait`` seconds run out."""
         deadline = time.monotonic() + max_wait
-        record = await self.store.get(workflow_id=workflow_id)
+        record = await self.get(workflow_id)
         while record is not None and not record.status.is_terminal:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -169,7 +190,7 @@ class LocalExecutor:
                     await asyncio.wait_for(event.wait(), remaining)
             else:  # running in another process: poll gently
                 await asyncio.sleep(min(0.25, remaining))
-            record = await self.store.get(workflow_id=workflow_id)
+            record = await self.get(workflow_id)
         return record
 
     def change_signal(self, workflow_id: str) -> asyncio.Event | None:
@@ -198,6 +219,7 @@ class LocalExecutor:
 
     def _forget(self, workflow_id: str, _task: object = None) -> None:
         self._tasks.pop(workflow_id, None)
+        self._live.pop(workflow_id, None)
         self._signal_change(workflow_id)
         self._cancel_requested.discard(workflow_id)
         self._finish_event(workflow_id)
@@ -224,6 +246,7 @@ class LocalExecutor:
             )
             if record is not None:
                 claimed += 1
+                self._live[workflow_id] = record
                 with context.bind(
                     correlation_id=record.correlation_id, workflow_id=workflow_id, workflow_type=record.workflow_type
                 ):
@@ -257,7 +280,7 @@ class LocalExecutor:
 
     async def _run(self, workflow_id: str) -> None:
         async with self._slots:
-            record = await self.store.get(workflow_id=workflow_id)
+            record = self._live.get(workflow_id)
             if record is None or record.status.is_terminal:
                 return
             with context.bind(
@@ -281,11 +304,13 @@ class LocalExecutor:
         await self.store.update(
             workflow_id=record.id, status=WorkflowStatus.RUNNING, started_at=started_at, attempts=record.attempts + 1
         )
+        record.status, record.started_at, record.attempts = WorkflowStatus.RUNNING, started_at, record.attempts + 1
         self._signal_change(record.id)
         logger.info(
             "workflow resumed" if resumed else "workflow started",
-            extra={"event": "workflow_resumed" if resumed else "workflow_started", "attempt": record.attempts + 1},
+            extra={"event": "workflow_resumed" if resumed else "workflow_started", "attempt": record.attempts},
         )
+        flushed_at = time.monotonic()
         request = spec.request_model.model_validate(record.input)
         config: RunnableConfig = {"configurable": {"thread_id": record.id}}
         graph = self._graph(spec)
@@ -316,8 +341,11 @@ class LocalExecutor:
                             continue
                         state = cast("dict[str, Any]", chunk)
                         progress = spec.progress(last_node, state)
-                        await self.store.update(workflow_id=record.id, progress=progress, usage=_usage(state))
+                        record.progress, record.usage = progress, _usage(state)
                         self._signal_change(record.id)
+                        if time.monotonic() - flushed_at >= PROGRESS_FLUSH_SECONDS:
+                            flushed_at = time.monotonic()
+                            await self.store.update(workflow_id=record.id, progress=progress, usage=record.usage)
                         if budget is not None and _tokens(state) >= budget:
                             raise BudgetExceeded(f"The run spent {_tokens(state)} tokens of its {budget} budget.")
                         if record.id in self._cancel_requested:
@@ -375,15 +403,25 @@ class LocalExecutor:
         error_message: str | None = None,
         progress: dict[str, Any] | None = None,
     ) -> None:
+        finished_at = utcnow()
+        usage = _usage(state) if state else None
         changed = await self.store.finish(
             workflow_id=workflow_id,
             status=status,
             result=result,
             error_code=error_code,
             error_message=error_message,
-            usage=_usage(state) if state else None,
+            usage=usage,
             progress=progress,
+            finished_at=finished_at,
         )
+        live = self._live.get(workflow_id)
+        if changed and live is not None:
+            live.status, live.finished_at, live.result = status, finished_at, result
+            live.error_code, live.error_message = error_code, error_message
+            live.usage = usage or live.usage
+            live.progress = progress if progress is not None else live.progress
+            self.store.remember_finished(live)
         if changed:
             logger.info(
                 "workflow %s",

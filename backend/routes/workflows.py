@@ -119,11 +119,11 @@ async def cancel_workflow(record: ValidWorkflowDep, executor: ExecutorDep, respo
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "`update` events, then one `end` event"}},
 )
-async def stream_workflow(record: ValidWorkflowDep, store: StoreDep, executor: ExecutorDep) -> StreamingResponse:
+async def stream_workflow(record: ValidWorkflowDep, executor: ExecutorDep) -> StreamingResponse:
     """Server-sent events: an ``update`` (the full record) whenever status, progress or usage
     changes, then ``end`` once the run is terminal. Comments keep idle connections alive."""
     return StreamingResponse(
-        workflow_events(record, store=store, executor=executor),
+        workflow_events(record, executor=executor),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

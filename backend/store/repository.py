@@ -1,22 +1,41 @@
-"""WorkflowStore: every read and write of workflow records, keyword-only and transaction-scoped."""
+"""WorkflowStore: every read and write of workflow records, keyword-only and transaction-scoped.
+
+Statements are SQLAlchemy Core (no ORM unit of work on the hot paths: submit, poll, progress).
+Finished records never change again, so the store keeps the most recent ones in a small LRU
+cache; polling a finished run costs no database round trip, in any worker.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Table, and_, insert, or_, select, update
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agents.errors import InvalidInput
 from backend.store.records import TERMINAL_STATUSES, WorkflowRecord, WorkflowStatus
 from backend.store.tables import WorkflowRow
 
 __all__ = ["IdempotencyConflict", "Page", "WorkflowStore", "utcnow"]
+
+workflows = cast(Table, WorkflowRow.__table__)
+_RECORD_COLUMNS = [
+    workflows.c[name]
+    for name in (
+        "id", "workflow_type", "status", "created_at", "started_at", "finished_at", "input", "result", "error_code",
+        "error_message", "progress", "usage", "correlation_id", "idempotency_key", "request_hash", "cancel_requested",
+        "attempts",
+    )
+]  # fmt: skip
+_TERMINAL_VALUES = [status.value for status in TERMINAL_STATUSES]
+_NOT_TERMINAL = workflows.c.status.not_in(_TERMINAL_VALUES)
 
 
 def utcnow() -> datetime:
@@ -44,27 +63,27 @@ class Page:
         self.next_cursor = next_cursor
 
 
-def _to_record(row: WorkflowRow) -> WorkflowRecord:
-    created = _aware(row.created_at)
+def _to_record(row: RowMapping) -> WorkflowRecord:
+    created = _aware(row["created_at"])
     assert created is not None
     return WorkflowRecord(
-        id=row.id,
-        workflow_type=row.workflow_type,
-        status=WorkflowStatus(row.status),
+        id=row["id"],
+        workflow_type=row["workflow_type"],
+        status=WorkflowStatus(row["status"]),
         created_at=created,
-        started_at=_aware(row.started_at),
-        finished_at=_aware(row.finished_at),
-        input=row.input,
-        result=row.result,
-        error_code=row.error_code,
-        error_message=row.error_message,
-        progress=row.progress or {},
-        usage=row.usage or {},
-        correlation_id=row.correlation_id,
-        idempotency_key=row.idempotency_key,
-        request_hash=row.request_hash,
-        cancel_requested=bool(row.cancel_requested),
-        attempts=row.attempts or 0,
+        started_at=_aware(row["started_at"]),
+        finished_at=_aware(row["finished_at"]),
+        input=row["input"],
+        result=row["result"],
+        error_code=row["error_code"],
+        error_message=row["error_message"],
+        progress=row["progress"] or {},
+        usage=row["usage"] or {},
+        correlation_id=row["correlation_id"],
+        idempotency_key=row["idempotency_key"],
+        request_hash=row["request_hash"],
+        cancel_requested=bool(row["cancel_requested"]),
+        attempts=row["attempts"] or 0,
     )
 
 
@@ -80,40 +99,50 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         parsed = _aware(datetime.fromisoformat(created))
         assert parsed is not None
         return parsed, str(workflow_id)
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+    except (ValueError, TypeError, AssertionError) as exc:
         raise InvalidInput("The cursor is not one this server issued.", field="query.cursor") from exc
 
 
 class WorkflowStore:
     """Reads and writes workflow records. Every method is one short transaction."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, finished_cache_size: int = 10_000) -> None:
         self.engine = engine
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._finished: OrderedDict[str, WorkflowRecord] = OrderedDict()
+        self._finished_cache_size = finished_cache_size
+
+    def remember_finished(self, record: WorkflowRecord) -> None:
+        """Cache a terminal record (they are immutable, so the cache is never stale)."""
+        if not record.status.is_terminal:
+            return
+        self._finished[record.id] = record
+        self._finished.move_to_end(record.id)
+        while len(self._finished) > self._finished_cache_size:
+            self._finished.popitem(last=False)
 
     async def create(
         self, *, record: WorkflowRecord, owner: str | None = None, lease_seconds: float = 30.0
     ) -> WorkflowRecord:
         """Insert a queued record, leased to ``owner``; IdempotencyConflict if its key is taken."""
-        row = WorkflowRow(
-            lease_owner=owner,
-            lease_expires_at=utcnow() + timedelta(seconds=lease_seconds) if owner else None,
-            id=record.id,
-            workflow_type=record.workflow_type,
-            status=record.status.value,
-            created_at=record.created_at,
-            input=record.input,
-            progress=record.progress,
-            usage=record.usage,
-            correlation_id=record.correlation_id,
-            idempotency_key=record.idempotency_key,
-            request_hash=record.request_hash,
-            cancel_requested=False,
-            attempts=0,
-        )
+        values = {
+            "id": record.id,
+            "workflow_type": record.workflow_type,
+            "status": record.status.value,
+            "created_at": record.created_at,
+            "input": record.input,
+            "progress": record.progress,
+            "usage": record.usage,
+            "correlation_id": record.correlation_id,
+            "idempotency_key": record.idempotency_key,
+            "request_hash": record.request_hash,
+            "cancel_requested": False,
+            "attempts": 0,
+            "lease_owner": owner,
+            "lease_expires_at": utcnow() + timedelta(seconds=lease_seconds) if owner else None,
+        }
         try:
-            async with self._sessions.begin() as session:
-                session.add(row)
+            async with self.engine.begin() as connection:
+                await connection.execute(insert(workflows).values(**values))
         except IntegrityError:
             if record.idempotency_key is None:
                 raise
@@ -124,14 +153,21 @@ class WorkflowStore:
         return record
 
     async def get(self, *, workflow_id: str) -> WorkflowRecord | None:
-        async with self._sessions() as session:
-            row = await session.get(WorkflowRow, workflow_id)
-            return _to_record(row) if row is not None else None
+        cached = self._finished.get(workflow_id)
+        if cached is not None:
+            return cached
+        record = await self._one(workflows.c.id == workflow_id)
+        if record is not None:
+            self.remember_finished(record)
+        return record
 
     async def get_by_idempotency_key(self, *, key: str) -> WorkflowRecord | None:
-        async with self._sessions() as session:
-            row = (await session.execute(select(WorkflowRow).where(WorkflowRow.idempotency_key == key))).scalar()
-            return _to_record(row) if row is not None else None
+        return await self._one(workflows.c.idempotency_key == key)
+
+    async def _one(self, condition: Any) -> WorkflowRecord | None:
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(select(*_RECORD_COLUMNS).where(condition))).mappings().first()
+        return _to_record(row) if row is not None else None
 
     async def page(
         self,
@@ -142,22 +178,22 @@ class WorkflowStore:
         cursor: str | None = None,
     ) -> Page:
         """Newest first, keyset-paginated on (created_at, id)."""
-        query = select(WorkflowRow)
+        query = select(*_RECORD_COLUMNS)
         if workflow_type is not None:
-            query = query.where(WorkflowRow.workflow_type == workflow_type)
+            query = query.where(workflows.c.workflow_type == workflow_type)
         if status is not None:
-            query = query.where(WorkflowRow.status == status.value)
+            query = query.where(workflows.c.status == status.value)
         if cursor is not None:
             created_at, workflow_id = decode_cursor(cursor)
             query = query.where(
                 or_(
-                    WorkflowRow.created_at < created_at,
-                    and_(WorkflowRow.created_at == created_at, WorkflowRow.id < workflow_id),
+                    workflows.c.created_at < created_at,
+                    and_(workflows.c.created_at == created_at, workflows.c.id < workflow_id),
                 )
             )
-        query = query.order_by(WorkflowRow.created_at.desc(), WorkflowRow.id.desc()).limit(limit + 1)
-        async with self._sessions() as session:
-            rows = list((await session.execute(query)).scalars())
+        query = query.order_by(workflows.c.created_at.desc(), workflows.c.id.desc()).limit(limit + 1)
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(query)).mappings().all()
         items = [_to_record(row) for row in rows[:limit]]
         next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
         return Page(items, next_cursor)
@@ -166,8 +202,8 @@ class WorkflowStore:
         """Set columns on one record (``status`` may be a WorkflowStatus)."""
         if isinstance(values.get("status"), WorkflowStatus):
             values["status"] = values["status"].value
-        async with self._sessions.begin() as session:
-            await session.execute(update(WorkflowRow).where(WorkflowRow.id == workflow_id).values(**values))
+        async with self.engine.begin() as connection:
+            await connection.execute(update(workflows).where(workflows.c.id == workflow_id).values(**values))
 
     async def finish(
         self,
@@ -179,11 +215,12 @@ class WorkflowStore:
         error_message: str | None = None,
         usage: dict[str, Any] | None = None,
         progress: dict[str, Any] | None = None,
+        finished_at: datetime | None = None,
     ) -> bool:
         """Move a non-terminal record to a terminal status; False if it was already terminal."""
         values: dict[str, Any] = {
             "status": status.value,
-            "finished_at": utcnow(),
+            "finished_at": finished_at or utcnow(),
             "result": result,
             "error_code": error_code,
             "error_message": error_message,
@@ -194,27 +231,31 @@ class WorkflowStore:
             values["usage"] = usage
         if progress is not None:
             values["progress"] = progress
-        async with self._sessions.begin() as session:
-            outcome = await session.execute(
-                update(WorkflowRow)
-                .where(WorkflowRow.id == workflow_id, WorkflowRow.status.not_in(_terminal_values()))
-                .values(**values)
+        async with self.engine.begin() as connection:
+            outcome = await connection.execute(
+                update(workflows).where(workflows.c.id == workflow_id, _NOT_TERMINAL).values(**values)
             )
-        return bool(outcome.rowcount)  # type: ignore[attr-defined]
+        return bool(outcome.rowcount)
 
     async def request_cancel(self, *, workflow_id: str) -> WorkflowRecord | None:
         """Flag a run for cancellation; a queued run is cancelled outright. None if unknown."""
-        async with self._sessions.begin() as session:
-            row = await session.get(WorkflowRow, workflow_id, with_for_update=True)
-            if row is None:
-                return None
-            if row.status == WorkflowStatus.QUEUED.value:
-                row.status = WorkflowStatus.CANCELLED.value
-                row.finished_at = utcnow()
-                row.lease_owner = None
-            elif row.status == WorkflowStatus.RUNNING.value:
-                row.cancel_requested = True
-            return _to_record(row)
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                update(workflows)
+                .where(workflows.c.id == workflow_id, workflows.c.status == WorkflowStatus.QUEUED.value)
+                .values(status=WorkflowStatus.CANCELLED.value, finished_at=utcnow(), lease_owner=None)
+            )
+            await connection.execute(
+                update(workflows)
+                .where(workflows.c.id == workflow_id, workflows.c.status == WorkflowStatus.RUNNING.value)
+                .values(cancel_requested=True)
+            )
+            row = (
+                (await connection.execute(select(*_RECORD_COLUMNS).where(workflows.c.id == workflow_id)))
+                .mappings()
+                .first()
+            )
+        return _to_record(row) if row is not None else None
 
     async def claim(
         self, *, workflow_id: str, owner: str, lease_seconds: float, previous_owner: str | None = None
@@ -225,67 +266,67 @@ class WorkflowStore:
         if that is still the holder (or the lease is free or expired), so two claimers never both win.
         """
         now = utcnow()
-        async with self._sessions.begin() as session:
-            outcome = await session.execute(
-                update(WorkflowRow)
+        async with self.engine.begin() as connection:
+            outcome = await connection.execute(
+                update(workflows)
                 .where(
-                    WorkflowRow.id == workflow_id,
-                    WorkflowRow.status.not_in(_terminal_values()),
+                    workflows.c.id == workflow_id,
+                    _NOT_TERMINAL,
                     or_(
-                        WorkflowRow.lease_owner.is_(None),
-                        WorkflowRow.lease_owner == owner,
-                        WorkflowRow.lease_owner == (previous_owner or owner),
-                        WorkflowRow.lease_expires_at < now,
+                        workflows.c.lease_owner.is_(None),
+                        workflows.c.lease_owner == owner,
+                        workflows.c.lease_owner == (previous_owner or owner),
+                        workflows.c.lease_expires_at < now,
                     ),
                 )
                 .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds))
             )
-            if not outcome.rowcount:  # type: ignore[attr-defined]
+            if not outcome.rowcount:
                 return None
-            row = await session.get(WorkflowRow, workflow_id)
-            return _to_record(row) if row is not None else None
+            row = (
+                (await connection.execute(select(*_RECORD_COLUMNS).where(workflows.c.id == workflow_id)))
+                .mappings()
+                .first()
+            )
+        return _to_record(row) if row is not None else None
 
     async def unfinished(self) -> list[tuple[str, str | None, datetime | None]]:
         """Ids, lease owners and lease expiries of every queued or running record, oldest first."""
         query = (
-            select(WorkflowRow.id, WorkflowRow.lease_owner, WorkflowRow.lease_expires_at)
-            .where(WorkflowRow.status.not_in(_terminal_values()))
-            .order_by(WorkflowRow.created_at)
+            select(workflows.c.id, workflows.c.lease_owner, workflows.c.lease_expires_at)
+            .where(_NOT_TERMINAL)
+            .order_by(workflows.c.created_at)
         )
-        async with self._sessions() as session:
-            return [(row[0], row[1], _aware(row[2])) for row in (await session.execute(query)).all()]
+        async with self.engine.connect() as connection:
+            return [(row[0], row[1], _aware(row[2])) for row in (await connection.execute(query)).all()]
 
     async def renew_leases(self, *, owner: str, workflow_ids: Sequence[str], lease_seconds: float) -> set[str]:
         """Extend our leases; returns the ids among them whose cancellation was requested."""
         if not workflow_ids:
             return set()
         expires = utcnow() + timedelta(seconds=lease_seconds)
-        async with self._sessions.begin() as session:
-            await session.execute(
-                update(WorkflowRow)
-                .where(WorkflowRow.id.in_(list(workflow_ids)), WorkflowRow.lease_owner == owner)
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                update(workflows)
+                .where(workflows.c.lease_owner == owner, _NOT_TERMINAL)
                 .values(lease_expires_at=expires)
             )
-            cancelled = await session.execute(
-                select(WorkflowRow.id).where(
-                    WorkflowRow.id.in_(list(workflow_ids)), WorkflowRow.cancel_requested.is_(True)
+            cancelled = await connection.execute(
+                select(workflows.c.id).where(
+                    workflows.c.lease_owner == owner, _NOT_TERMINAL, workflows.c.cancel_requested.is_(True)
                 )
             )
             return {row[0] for row in cancelled.all()}
 
     async def release_leases(self, *, owner: str) -> None:
         """Give up every lease ``owner`` holds, so another process can resume those runs at once."""
-        async with self._sessions.begin() as session:
-            await session.execute(
-                update(WorkflowRow)
-                .where(WorkflowRow.lease_owner == owner, WorkflowRow.status.not_in(_terminal_values()))
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                update(workflows)
+                .where(workflows.c.lease_owner == owner, _NOT_TERMINAL)
                 .values(lease_owner=None, lease_expires_at=None)
             )
 
     async def ping(self) -> None:
-        async with self._sessions() as session:
-            await session.execute(select(1))
-
-
-def _terminal_values() -> list[str]:
-    return [status.value for status in TERMINAL_STATUSES]
+        async with self.engine.connect() as connection:
+            await connection.execute(select(1))
