@@ -314,7 +314,8 @@ class LocalExecutor:
         request = spec.request_model.model_validate(record.input)
         config: RunnableConfig = {"configurable": {"thread_id": record.id}}
         graph = self._graph(spec)
-        has_checkpoint = await self.checkpointer.aget_tuple(config) is not None
+        # A run that never started has no checkpoint: skip the lookup on the common path.
+        has_checkpoint = resumed and await self.checkpointer.aget_tuple(config) is not None
         graph_input = None if has_checkpoint else spec.initial_state(request)
         run_context = spec.make_context(request, self.providers, self.default_models)
         state: dict[str, Any] = {}
@@ -422,6 +423,7 @@ class LocalExecutor:
             live.usage = usage or live.usage
             live.progress = progress if progress is not None else live.progress
             self.store.remember_finished(live)
+            self._finish_event(workflow_id)  # answer waiters now, not after the clean-up below
         if changed:
             logger.info(
                 "workflow %s",
