@@ -2,7 +2,7 @@
 limit for everything else, health and docs exempt.
 
 slowapi's ``Limiter`` owns the storage (``memory://`` or Redis, shared by every worker) and the
-moving-window strategy. We apply it from this pure ASGI middleware rather than slowapi's
+sliding-window-counter strategy. We apply it from this pure ASGI middleware rather than slowapi's
 decorators so that (a) the limit is chosen per app from settings, (b) the 429 is rendered by our
 problem+json path inside the CORS and correlation middlewares, and (c) streaming responses are
 untouched.
@@ -57,7 +57,9 @@ def build_limiter(storage_uri: str) -> Limiter:
     return Limiter(
         key_func=lambda: "",  # keys are computed per ASGI scope by this module
         storage_uri=storage_uri,
-        strategy="moving-window",
+        # O(1) per request in memory and in Redis; the moving window keeps one entry per request
+        # and inserts at the front of a list, which costs O(limit) per hit at large limits.
+        strategy="sliding-window-counter",
         headers_enabled=True,
         key_prefix="agentflow",
     )
