@@ -1,4 +1,9 @@
-"""FastAPI dependencies as Annotated aliases, so routes read like prose."""
+"""FastAPI dependencies as Annotated aliases, so routes read like prose.
+
+All of them are ``async def`` reads of ``app.state`` (built in the lifespan): sync dependencies
+would each cost a thread-pool hop per request, and ``dependency_overrides`` would make FastAPI
+re-analyse every dependency on every request.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +12,31 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 
 from agents.errors import NotFound
-from backend.config import Settings, get_settings
+from backend.config import Settings
 from backend.executor import LocalExecutor
 from backend.service import WorkflowService
 from backend.store import WorkflowRecord, WorkflowStore
 
-__all__ = ["ExecutorDep", "ServiceDep", "SettingsDep", "StoreDep", "ValidWorkflowDep", "valid_workflow"]
+__all__ = ["ExecutorDep", "ServiceDep", "SettingsDep", "StoreDep", "ValidWorkflowDep", "get_settings", "valid_workflow"]
 
 
-def get_store(request: Request) -> WorkflowStore:
+async def get_settings(request: Request) -> Settings:
+    """The app's settings: those given to ``create_app(settings)``, else the environment's."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def get_store(request: Request) -> WorkflowStore:
     store: WorkflowStore = request.app.state.store
     return store
 
 
-def get_executor(request: Request) -> LocalExecutor:
+async def get_executor(request: Request) -> LocalExecutor:
     executor: LocalExecutor = request.app.state.executor
     return executor
 
 
-def get_service(request: Request) -> WorkflowService:
+async def get_service(request: Request) -> WorkflowService:
     service: WorkflowService = request.app.state.service
     return service
 

@@ -159,7 +159,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.limiter = limiter
-    app.dependency_overrides[get_settings] = lambda: settings
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(workflows.router)

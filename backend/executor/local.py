@@ -235,7 +235,7 @@ class LocalExecutor:
             return 0
         now = utcnow()
         claimed = 0
-        for workflow_id, owner, expires in await self.store.unfinished():
+        for workflow_id, owner, expires in await self.store.unfinished(exclude_owner=self.owner):
             if workflow_id in self._tasks:
                 continue
             orphaned = owner is None or (expires is not None and expires < now) or not _owner_alive(owner)

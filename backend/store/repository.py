@@ -290,11 +290,15 @@ class WorkflowStore:
             )
         return _to_record(row) if row is not None else None
 
-    async def unfinished(self) -> list[tuple[str, str | None, datetime | None]]:
-        """Ids, lease owners and lease expiries of every queued or running record, oldest first."""
+    async def unfinished(self, *, exclude_owner: str) -> list[tuple[str, str | None, datetime | None]]:
+        """Ids, lease owners and lease expiries of queued or running records held by anyone but
+        ``exclude_owner`` (or by nobody), oldest first: the candidates for a recovery sweep."""
         query = (
             select(workflows.c.id, workflows.c.lease_owner, workflows.c.lease_expires_at)
-            .where(_NOT_TERMINAL)
+            .where(
+                _NOT_TERMINAL,
+                or_(workflows.c.lease_owner.is_(None), workflows.c.lease_owner != exclude_owner),
+            )
             .order_by(workflows.c.created_at)
         )
         async with self.engine.connect() as connection:
