@@ -1,0 +1,73 @@
+"""How big each scenario is: the full run (``python -m bench``) and ``--quick`` (under a minute)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["FULL", "QUICK", "Profile"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    # B1: sequential runs per workflow type at upstream latency b1_latency (median taken).
+    b1_runs: int
+    b1_latency: float
+    # B2: b2_total runs in flight at once at b2_latency; b2_single_runs alone first for the ratio.
+    b2_total: int
+    b2_latency: float
+    b2_single_runs: int
+    # B3: runs one at a time, and runs by b3_concurrency looping clients, at zero latency.
+    b3_serial_runs: int
+    b3_concurrent_runs: int
+    b3_info_serial_runs: int
+    b3_info_concurrent_runs: int
+    # B4: alternating rounds (bare, agentflow) of closed-loop submits.
+    b4_rounds: int
+    b4_warmup: float
+    b4_duration: float
+    # B5: open-loop GETs at b5_rate per second.
+    b5_duration: float
+    # B7: how long a fresh server sits idle before its RSS is read.
+    b7_settle: float
+    b3_concurrency: int = 64
+    b4_concurrency: int = 32
+    b4_latency: float = 30.0
+    b5_rate: float = 500.0
+
+
+FULL = Profile(
+    name="full",
+    b1_runs=5,
+    b1_latency=0.5,
+    b2_total=2000,
+    b2_latency=2.0,
+    b2_single_runs=3,
+    b3_serial_runs=100,
+    b3_concurrent_runs=1000,
+    b3_info_serial_runs=100,
+    b3_info_concurrent_runs=1000,
+    b4_rounds=3,
+    b4_warmup=1.0,
+    b4_duration=5.0,
+    b5_duration=10.0,
+    b7_settle=5.0,
+)
+
+QUICK = Profile(
+    name="quick",
+    b1_runs=1,
+    b1_latency=0.5,
+    b2_total=100,
+    b2_latency=1.0,
+    b2_single_runs=1,
+    b3_serial_runs=10,
+    b3_concurrent_runs=128,
+    b3_info_serial_runs=5,
+    b3_info_concurrent_runs=64,
+    b4_rounds=1,
+    b4_warmup=0.5,
+    b4_duration=1.5,
+    b5_duration=1.5,
+    b7_settle=0.5,
+)
