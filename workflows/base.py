@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from agents import context
 from agents.providers import Providers
 
-__all__ = ["WorkflowSpec", "add_usage", "instrumented"]
+__all__ = ["WorkflowSpec", "add_usage", "instrumented", "resolve_models", "result_in_state", "topic_input"]
 
 logger = logging.getLogger("agentflow.workflow")
 
@@ -27,6 +27,23 @@ def add_usage(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict
     merged = {key: left.get(key, 0) + right.get(key, 0) for key in ("input_tokens", "output_tokens", "llm_calls")}
     merged["est_cost_usd"] = round(float(left.get("est_cost_usd", 0.0)) + float(right.get("est_cost_usd", 0.0)), 6)
     return merged
+
+
+def topic_input(request: BaseModel) -> dict[str, Any]:
+    """Graph input for a fresh run of a workflow whose request carries a ``topic``."""
+    return {"topic": request.model_dump()["topic"]}
+
+
+def result_in_state(state: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The result a workflow's ``finalize`` node left in its state."""
+    result: dict[str, Any] | None = state.get("result")
+    return result
+
+
+def resolve_models(requested: BaseModel | None, roles: tuple[str, ...], defaults: Mapping[str, str]) -> dict[str, str]:
+    """Model per role: the request's choice, else the configured default for that role."""
+    chosen = requested.model_dump(exclude_none=True) if requested is not None else {}
+    return {role: chosen.get(role) or defaults[role] for role in roles}
 
 
 class _Node(Protocol):

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from agents.providers import Providers
 from agents.reflection import CritiqueAgent, DraftAgent, ReviseAgent
-from workflows.base import WorkflowSpec, add_usage, instrumented
+from workflows.base import WorkflowSpec, add_usage, instrumented, resolve_models, result_in_state, topic_input
 
 __all__ = ["SPEC", "ReflectionModels", "ReflectionRequest", "StopReason", "build_graph"]
 
@@ -200,24 +200,14 @@ def build_graph(checkpointer: BaseCheckpointSaver[Any] | None = None) -> Compile
 
 def _context(request: BaseModel, providers: Providers, defaults: Mapping[str, str]) -> ReflectionContext:
     assert isinstance(request, ReflectionRequest)
-    chosen = request.models.model_dump(exclude_none=True) if request.models else {}
     return ReflectionContext(
         drafter=DraftAgent(providers.chat),
         critic=CritiqueAgent(providers.chat),
         reviser=ReviseAgent(providers.chat),
-        models={role: chosen.get(role) or defaults[role] for role in ROLES},
+        models=resolve_models(request.models, ROLES, defaults),
         max_iterations=request.max_iterations,
         score_threshold=request.score_threshold,
     )
-
-
-def _initial_state(request: BaseModel) -> dict[str, Any]:
-    assert isinstance(request, ReflectionRequest)
-    return {"topic": request.topic}
-
-
-def _result(state: Mapping[str, Any]) -> dict[str, Any] | None:
-    return state.get("result")
 
 
 def _partial_result(state: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -237,8 +227,8 @@ SPEC = WorkflowSpec(
     request_model=ReflectionRequest,
     compile=build_graph,
     make_context=_context,
-    initial_state=_initial_state,
-    result=_result,
+    initial_state=topic_input,
+    result=result_in_state,
     partial_result=_partial_result,
     progress=_progress,
     required_providers=_required,

@@ -30,7 +30,7 @@ from agents.providers import Providers
 from agents.providers.search import SearchProvider
 from agents.reflection import CritiqueAgent
 from agents.research import PlannerAgent, ReportReviserAgent, SynthesizerAgent
-from workflows.base import WorkflowSpec, add_usage, instrumented
+from workflows.base import WorkflowSpec, add_usage, instrumented, resolve_models, result_in_state, topic_input
 
 __all__ = ["SPEC", "ResearchModels", "ResearchRequest", "build_graph"]
 
@@ -329,28 +329,18 @@ def build_graph(checkpointer: BaseCheckpointSaver[Any] | None = None) -> Compile
 
 def _context(request: BaseModel, providers: Providers, defaults: Mapping[str, str]) -> ResearchContext:
     assert isinstance(request, ResearchRequest)
-    chosen = request.models.model_dump(exclude_none=True) if request.models else {}
     return ResearchContext(
         planner=PlannerAgent(providers.chat),
         synthesizer=SynthesizerAgent(providers.chat),
         critic=CritiqueAgent(providers.chat),
         reviser=ReportReviserAgent(providers.chat),
         search={"arxiv": providers.arxiv, "web": providers.web},
-        models={role: chosen.get(role) or defaults[role] for role in ROLES},
+        models=resolve_models(request.models, ROLES, defaults),
         sources=tuple(source for source in SOURCES if source in request.sources),
         max_queries=request.max_queries,
         max_results=request.max_results_per_query,
         reflect=request.reflect,
     )
-
-
-def _initial_state(request: BaseModel) -> dict[str, Any]:
-    assert isinstance(request, ResearchRequest)
-    return {"topic": request.topic}
-
-
-def _result(state: Mapping[str, Any]) -> dict[str, Any] | None:
-    return state.get("result")
 
 
 def _partial_result(state: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -377,8 +367,8 @@ SPEC = WorkflowSpec(
     request_model=ResearchRequest,
     compile=build_graph,
     make_context=_context,
-    initial_state=_initial_state,
-    result=_result,
+    initial_state=topic_input,
+    result=result_in_state,
     partial_result=_partial_result,
     progress=_progress,
     required_providers=_required,
