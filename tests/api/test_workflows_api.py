@@ -140,8 +140,11 @@ async def test_missing_openai_key_is_503_naming_the_variable(
     assert (await client.get("/workflows")).json()["items"] == []
 
 
-async def test_list_is_newest_first_with_cursor_pagination(client: httpx.AsyncClient, standin: StandinServer) -> None:
+async def test_list_is_newest_first_with_cursor_pagination(
+    make_settings: Callable[..., Settings], app_factory: Callable[[Settings], Any], standin: StandinServer
+) -> None:
     standin.configure(openai=OpenAIConfig(latency=5.0))
+    client = await app_factory(make_settings(max_concurrent_workflows=1))  # one runs, four stay queued
     ids = [
         (await client.post("/workflows/reflection", json={"topic": f"t{n}"})).json()["workflow_id"] for n in range(5)
     ]
@@ -151,9 +154,12 @@ async def test_list_is_newest_first_with_cursor_pagination(client: httpx.AsyncCl
     third = (await client.get(f"/workflows?limit=2&cursor={second['next_cursor']}")).json()
     assert [i["workflow_id"] for i in second["items"] + third["items"]] == ids[::-1][2:]
     assert third["next_cursor"] is None
+    while (await client.get(f"/workflows/{ids[0]}")).json()["status"] != "running":
+        await asyncio.sleep(0.02)
     running = (await client.get("/workflows?type=reflection&status=running")).json()["items"]
     queued = (await client.get("/workflows?type=reflection&status=queued")).json()["items"]
-    assert len(running) + len(queued) == 5
+    assert [item["workflow_id"] for item in running] == [ids[0]]
+    assert [item["workflow_id"] for item in queued] == ids[:0:-1]
     assert (await client.get("/workflows?status=completed")).json()["items"] == []
     assert (await client.get("/workflows?type=unknown")).status_code == 422
     assert (await client.get("/workflows?status=bogus")).status_code == 422
