@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
@@ -57,11 +58,16 @@ class WorkflowService:
             request_hash=digest,
         )
         try:
-            await self.store.create(record=record, owner=self.executor.owner, lease_seconds=self.executor.lease_seconds)
+            # Shielded: a client that disconnects mid-submit must not leave a stored row that was
+            # never scheduled (it would sit "queued" under our live lease).
+            await asyncio.shield(self._store_and_schedule(record))
         except IdempotencyConflict as conflict:  # a concurrent request with the same key won
             return self._same_request(conflict.existing, digest), False
-        self.executor.submit(record)
         return record, True
+
+    async def _store_and_schedule(self, record: WorkflowRecord) -> None:
+        await self.store.create(record=record, owner=self.executor.owner, lease_seconds=self.executor.lease_seconds)
+        self.executor.submit(record)
 
     @staticmethod
     def _same_request(existing: WorkflowRecord, digest: str) -> WorkflowRecord:

@@ -3,10 +3,16 @@
 Statements are SQLAlchemy Core (no ORM unit of work on the hot paths: submit, poll, progress).
 Finished records never change again, so the store keeps the most recent ones in a small LRU
 cache; polling a finished run costs no database round trip, in any worker.
+
+Inserts are group-committed: submits that arrive while a commit is in flight are written
+together in the next transaction, so under load a burst of submits costs one round trip to
+the database instead of one each, and an idle server still commits a lone submit at once.
+Every caller still returns only after its own row is committed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections import OrderedDict
@@ -87,6 +93,15 @@ def _to_record(row: RowMapping) -> WorkflowRecord:
     )
 
 
+def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
+    if done.done():  # the caller went away; nothing to tell it
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
+
+
 def encode_cursor(created_at: datetime, workflow_id: str) -> str:
     raw = json.dumps([created_at.isoformat(), workflow_id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -110,6 +125,8 @@ class WorkflowStore:
         self.engine = engine
         self._finished: OrderedDict[str, WorkflowRecord] = OrderedDict()
         self._finished_cache_size = finished_cache_size
+        self._pending_inserts: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._inserter: asyncio.Task[None] | None = None
 
     def remember_finished(self, record: WorkflowRecord) -> None:
         """Cache a terminal record (they are immutable, so the cache is never stale)."""
@@ -141,8 +158,7 @@ class WorkflowStore:
             "lease_expires_at": utcnow() + timedelta(seconds=lease_seconds) if owner else None,
         }
         try:
-            async with self.engine.begin() as connection:
-                await connection.execute(insert(workflows).values(**values))
+            await self._insert(values)
         except IntegrityError:
             if record.idempotency_key is None:
                 raise
@@ -151,6 +167,38 @@ class WorkflowStore:
                 raise
             raise IdempotencyConflict(existing) from None
         return record
+
+    async def _insert(self, values: dict[str, Any]) -> None:
+        """Queue one row for the next group commit and wait until it is committed (or refused)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending_inserts.append((values, done))
+        if self._inserter is None or self._inserter.done():
+            self._inserter = asyncio.create_task(self._write_inserts(), name="store-inserts")
+        await done
+
+    async def _write_inserts(self) -> None:
+        while self._pending_inserts:
+            batch, self._pending_inserts = self._pending_inserts, []
+            try:
+                async with self.engine.begin() as connection:
+                    await connection.execute(insert(workflows), [values for values, _ in batch])
+            except IntegrityError:
+                # One row of the batch (a reused Idempotency-Key) spoils it: write them one by one
+                # so only that caller sees the conflict.
+                for values, done in batch:
+                    try:
+                        async with self.engine.begin() as connection:
+                            await connection.execute(insert(workflows).values(**values))
+                    except Exception as error:  # handed to the caller, who re-raises it
+                        _settle(done, error)
+                    else:
+                        _settle(done, None)
+            except Exception as error:
+                for _, done in batch:
+                    _settle(done, error)
+            else:
+                for _, done in batch:
+                    _settle(done, None)
 
     async def get(self, *, workflow_id: str) -> WorkflowRecord | None:
         cached = self._finished.get(workflow_id)
