@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 
 from backend.config import Settings
 from backend.store import WorkflowRecord, WorkflowStatus, WorkflowStore, create_engine, run_migrations
-from backend.store.repository import utcnow
+from backend.store.repository import IdempotencyConflict, utcnow
 from tests.conftest import POSTGRES_URL, REDIS_URL, require_service
 from tests.helpers import reflection_responder, wait_terminal
 from tests.standins import OpenAIConfig, StandinServer
@@ -125,3 +125,16 @@ async def test_rate_limit_is_shared_through_redis(
     limited = await second.post("/workflows/reflection", json={"topic": "t"}, headers=headers)
     assert limited.status_code == 429
     assert int(limited.headers["Retry-After"]) >= 1
+
+
+async def test_concurrent_creates_are_group_committed_and_conflicts_stay_isolated(store: WorkflowStore) -> None:
+    records = [_record(n) for n in range(40)]
+    duplicate = _record(7)  # reuses record 7's Idempotency-Key
+    results = await asyncio.gather(
+        *[store.create(record=record, owner="host:1:a") for record in [*records, duplicate]], return_exceptions=True
+    )
+    assert all(result is record for result, record in zip(results[:-1], records, strict=True))
+    assert isinstance(results[-1], IdempotencyConflict)
+    assert results[-1].existing.id == records[7].id
+    page = await store.page(limit=100)
+    assert {r.id for r in page.items} == {r.id for r in records}
