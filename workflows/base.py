@@ -7,16 +7,30 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
-from pydantic import BaseModel
+from pydantic import BaseModel, StringConstraints
 
 from agents import context
 from agents.providers import Providers
 
-__all__ = ["WorkflowSpec", "add_usage", "instrumented", "resolve_models", "result_in_state", "topic_input"]
+__all__ = [
+    "ModelName",
+    "Topic",
+    "WorkflowSpec",
+    "add_usage",
+    "instrumented",
+    "resolve_models",
+    "result_in_state",
+    "topic_input",
+]
+
+#: What a workflow is about: 1–4000 characters once surrounding whitespace is trimmed.
+Topic = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+#: A model name a request may choose for one agent role.
+ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 logger = logging.getLogger("agentflow.workflow")
 

@@ -16,16 +16,23 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from agents.providers import Providers
 from agents.reflection import CritiqueAgent, DraftAgent, ReviseAgent
-from workflows.base import WorkflowSpec, add_usage, instrumented, resolve_models, result_in_state, topic_input
+from workflows.base import (
+    ModelName,
+    Topic,
+    WorkflowSpec,
+    add_usage,
+    instrumented,
+    resolve_models,
+    result_in_state,
+    topic_input,
+)
 
 __all__ = ["SPEC", "ReflectionModels", "ReflectionRequest", "StopReason", "build_graph"]
 
-Topic = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
-ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 StopReason = Literal["approved", "score_threshold", "max_iterations", "no_change"]
 ROLES = ("draft", "critique", "revise")
 

@@ -22,7 +22,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from agents import citations
 from agents.errors import ProviderNotConfigured, UpstreamError
@@ -30,14 +30,21 @@ from agents.providers import Providers
 from agents.providers.search import SearchProvider
 from agents.reflection import CritiqueAgent
 from agents.research import PlannerAgent, ReportReviserAgent, SynthesizerAgent
-from workflows.base import WorkflowSpec, add_usage, instrumented, resolve_models, result_in_state, topic_input
+from workflows.base import (
+    ModelName,
+    Topic,
+    WorkflowSpec,
+    add_usage,
+    instrumented,
+    resolve_models,
+    result_in_state,
+    topic_input,
+)
 
 __all__ = ["SPEC", "ResearchModels", "ResearchRequest", "build_graph"]
 
 logger = logging.getLogger("agentflow.workflow")
 
-Topic = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
-ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Source = Literal["arxiv", "web"]
 SOURCES: tuple[Source, ...] = ("arxiv", "web")  # also the order source ids are handed out in
 ROLES = ("plan", "synthesize", "critique", "revise")
