@@ -8,44 +8,15 @@ added ~40 ms to every upstream answer; tests/standins sets it since 6890e51.)
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-import signal
 import sys
-import threading
-from types import FrameType
 
-from tests.standins import StandinServer
-from tests.standins.__main__ import build_config, parse_args
+from tests.standins.__main__ import main as serve_standins
 
 __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
-    try:
-        config = build_config(args)
-    except ValueError as exc:
-        print(f"invalid configuration: {exc}", file=sys.stderr)
-        return 2
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    server = StandinServer(config, host=args.host, port=args.port, loop="uvloop", http="httptools")
-    server.start()
-    try:
-        print(json.dumps({**server.ready_info(), "pid": os.getpid(), "loop": "uvloop"}), flush=True)
-        while not stop.wait(0.2):
-            pass
-    finally:
-        server.stop()
-    return 0
+    return serve_standins(argv, loop="uvloop", http="httptools")
 
 
 if __name__ == "__main__":

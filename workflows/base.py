@@ -11,13 +11,14 @@ from typing import Annotated, Any, Protocol
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
-from pydantic import BaseModel, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from agents import context
 from agents.providers import Providers
 
 __all__ = [
     "ModelName",
+    "TokenBudget",
     "Topic",
     "WorkflowSpec",
     "add_usage",
@@ -29,6 +30,10 @@ __all__ = [
 
 #: What a workflow is about: 1–4000 characters once surrounding whitespace is trimmed.
 Topic = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+#: An optional cap on the tokens a run may spend (``max_tokens_budget`` in requests).
+TokenBudget = Annotated[
+    int | None, Field(ge=1, description="Stop with budget_exceeded once this many tokens were spent.")
+]
 #: A model name a request may choose for one agent role.
 ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 

@@ -22,6 +22,7 @@ from agents.providers import Providers
 from agents.reflection import CritiqueAgent, DraftAgent, ReviseAgent
 from workflows.base import (
     ModelName,
+    TokenBudget,
     Topic,
     WorkflowSpec,
     add_usage,
@@ -59,9 +60,7 @@ class ReflectionRequest(BaseModel):
     max_iterations: int = Field(default=3, ge=1, le=5, description="Most revisions to make.")
     score_threshold: float = Field(default=8, ge=0, le=10, description="Stop once a critique scores this high.")
     models: ReflectionModels | None = Field(default=None, description="Model per role, overriding the defaults.")
-    max_tokens_budget: int | None = Field(
-        default=None, ge=1, description="Stop with budget_exceeded once this many tokens were spent."
-    )
+    max_tokens_budget: TokenBudget = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from agents.reflection import CritiqueAgent
 from agents.research import PlannerAgent, ReportReviserAgent, SynthesizerAgent
 from workflows.base import (
     ModelName,
+    TokenBudget,
     Topic,
     WorkflowSpec,
     add_usage,
@@ -86,9 +87,7 @@ class ResearchRequest(BaseModel):
     max_results_per_query: int = Field(default=5, ge=1, le=20, description="Most results per search query.")
     reflect: bool = Field(default=False, description="Critique the report once and revise it if needed.")
     models: ResearchModels | None = Field(default=None, description="Model per role, overriding the defaults.")
-    max_tokens_budget: int | None = Field(
-        default=None, ge=1, description="Stop with budget_exceeded once this many tokens were spent."
-    )
+    max_tokens_budget: TokenBudget = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,8 +99,8 @@ def build_config(args: argparse.Namespace) -> StandinConfig:
     return StandinConfig.from_dict(data)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Serve until SIGTERM/SIGINT; return the exit status."""
+def main(argv: list[str] | None = None, *, loop: str = "asyncio", http: str = "auto") -> int:
+    """Serve until SIGTERM/SIGINT; return the exit status (``loop``/``http`` as for uvicorn)."""
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
     try:
@@ -115,10 +115,10 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    server = StandinServer(config, host=args.host, port=args.port)
+    server = StandinServer(config, host=args.host, port=args.port, loop=loop, http=http)
     server.start()
     try:
-        print(json.dumps({**server.ready_info(), "pid": os.getpid()}), flush=True)
+        print(json.dumps({**server.ready_info(), "pid": os.getpid(), "loop": loop}), flush=True)
         while not stop.wait(0.2):
             pass
     finally:
