@@ -48,6 +48,12 @@ class Settings(BaseSettings):
 
     # --- storage and execution ----------------------------------------------------------------
     database_url: str = "sqlite+aiosqlite:///./data/agentflow.db"
+    executor: Literal["local", "queue"] | None = Field(
+        default=None, description="local (in-process) or queue (procrastinate); default: queue on PostgreSQL"
+    )
+    worker_concurrency: int | None = Field(default=None, ge=0, le=100_000)
+    stalled_after: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1, le=100)
     max_concurrent_workflows: int = Field(default=64, ge=1, le=100_000)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     workflow_timeout: float = Field(default=600.0, gt=0)
@@ -110,16 +116,29 @@ class Settings(BaseSettings):
     def _refuse_unsafe_production(self) -> Settings:
         if self.env == "prod" and "*" in self.cors_origins:
             raise ValueError("AGENTFLOW_CORS_ORIGINS may not be '*' when AGENTFLOW_ENV=prod")
+        if self.executor == "queue" and not self.is_postgres:
+            raise ValueError("AGENTFLOW_EXECUTOR=queue needs a PostgreSQL AGENTFLOW_DATABASE_URL")
         return self
 
-    def model_for(self, role: str) -> str:
-        """The model configured for an agent role, falling back to the default model."""
+    def model_for(self, role: str, default: str | None = None) -> str:
+        """An agent role's model: ``AGENTFLOW_MODEL_<ROLE>``, else the workflow's default, else ``AGENTFLOW_MODEL``."""
         specific: str | None = getattr(self, f"model_{role}", None)
-        return specific or self.model
+        return specific or default or self.model
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith("postgres")
+
+    @property
+    def resolved_executor(self) -> Literal["local", "queue"]:
+        """The executor in use: as configured, else ``queue`` on PostgreSQL and ``local`` on SQLite."""
+        if self.executor is not None:
+            return self.executor
+        return "queue" if self.is_postgres else "local"
 
 
 def _variable_name(field: str) -> str:

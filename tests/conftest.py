@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
+from backend.api.app import create_app
 from backend.config import Settings
-from backend.main import create_app
 from tests.standins import StandinServer, serve_standins
 
 for _name in (
@@ -28,6 +29,10 @@ for _name in (
     "ARXIV_API_URL",
 ):
     os.environ.pop(_name, None)
+REQUIRE_SERVICES = os.environ.get("AGENTFLOW_REQUIRE_SERVICES") == "1"
+POSTGRES_URL = os.environ.get("AGENTFLOW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("AGENTFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Read above, then dropped: a developer's AGENTFLOW_* settings must not leak into test servers.
 for _name in [n for n in os.environ if n.startswith("AGENTFLOW_") and n != "AGENTFLOW_REQUIRE_SERVICES"]:
     os.environ.pop(_name, None)
 
@@ -48,9 +53,6 @@ def _loopback_only(self: socket.socket, address: Any) -> Any:
 
 socket.socket.connect = _loopback_only  # type: ignore[method-assign]
 
-REQUIRE_SERVICES = os.environ.get("AGENTFLOW_REQUIRE_SERVICES") == "1"
-POSTGRES_URL = os.environ.get("AGENTFLOW_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("AGENTFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def service_available(host: str, port: int) -> bool:
@@ -69,6 +71,25 @@ def require_service(name: str, host: str, port: int) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(message + " (required in CI)")
     pytest.skip(message)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (dropped afterwards)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(POSTGRES_URL)
+    require_service("PostgreSQL", url.host or "127.0.0.1", url.port or 5432)
+    import psycopg
+
+    name = f"agentflow_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin_dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from agents import context
 from agents.providers import Providers
+from agents.providers.usage import Usage
 
 __all__ = [
     "ModelName",
@@ -40,12 +41,8 @@ ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1
 logger = logging.getLogger("agentflow.workflow")
 
 
-def add_usage(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
-    """State reducer: token usage adds up across nodes (and survives restarts in checkpoints)."""
-    left, right = left or {}, right or {}
-    merged = {key: left.get(key, 0) + right.get(key, 0) for key in ("input_tokens", "output_tokens", "llm_calls")}
-    merged["est_cost_usd"] = round(float(left.get("est_cost_usd", 0.0)) + float(right.get("est_cost_usd", 0.0)), 6)
-    return merged
+#: State reducer: token usage adds up across nodes (and survives restarts in checkpoints).
+add_usage = Usage.add_dicts
 
 
 def topic_input(request: BaseModel) -> dict[str, Any]:
@@ -59,10 +56,10 @@ def result_in_state(state: Mapping[str, Any]) -> dict[str, Any] | None:
     return result
 
 
-def resolve_models(requested: BaseModel | None, roles: tuple[str, ...], defaults: Mapping[str, str]) -> dict[str, str]:
+def resolve_models(requested: BaseModel | None, defaults: Mapping[str, str]) -> dict[str, str]:
     """Model per role: the request's choice, else the configured default for that role."""
     chosen = requested.model_dump(exclude_none=True) if requested is not None else {}
-    return {role: chosen.get(role) or defaults[role] for role in roles}
+    return {role: chosen.get(role) or model for role, model in defaults.items()}
 
 
 class _Node(Protocol):
@@ -96,10 +93,12 @@ class WorkflowSpec:
 
     Attributes:
         name: the workflow type, also the path segment of ``POST /workflows/{name}``.
+        roles: the agent roles the workflow calls models for, each with its default model
+            (None: the server's ``AGENTFLOW_MODEL``); ``AGENTFLOW_MODEL_<ROLE>`` overrides it.
         request_model: the validated request body.
         compile: builds the compiled graph over a checkpointer (once per process).
         make_context: the run's LangGraph context from its request, the providers and the
-            configured default model per role (rebuilt identically when a run resumes).
+            resolved default model of each of its roles (rebuilt identically when a run resumes).
         initial_state: the graph input for a fresh run.
         result: the public result from a final state.
         partial_result: the best result reachable from a partial state (kept when a run
@@ -110,6 +109,7 @@ class WorkflowSpec:
     """
 
     name: str
+    roles: Mapping[str, str | None]
     request_model: type[BaseModel]
     compile: Callable[[BaseCheckpointSaver[Any]], CompiledStateGraph[Any, Any, Any, Any]]
     make_context: Callable[[BaseModel, Providers, Mapping[str, str]], Any]

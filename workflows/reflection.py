@@ -35,7 +35,8 @@ from workflows.base import (
 __all__ = ["SPEC", "ReflectionModels", "ReflectionRequest", "StopReason", "build_graph"]
 
 StopReason = Literal["approved", "score_threshold", "max_iterations", "no_change"]
-ROLES = ("draft", "critique", "revise")
+#: The agent roles this workflow calls models for, with their default model (None: AGENTFLOW_MODEL).
+ROLES: dict[str, str | None] = dict.fromkeys(("draft", "critique", "revise"))
 
 
 class ReflectionModels(BaseModel):
@@ -210,7 +211,7 @@ def _context(request: BaseModel, providers: Providers, defaults: Mapping[str, st
         drafter=DraftAgent(providers.chat),
         critic=CritiqueAgent(providers.chat),
         reviser=ReviseAgent(providers.chat),
-        models=resolve_models(request.models, ROLES, defaults),
+        models=resolve_models(request.models, defaults),
         max_iterations=request.max_iterations,
         score_threshold=request.score_threshold,
     )
@@ -230,6 +231,7 @@ def _required(request: BaseModel, providers: Providers) -> None:
 
 SPEC = WorkflowSpec(
     name="reflection",
+    roles=ROLES,
     request_model=ReflectionRequest,
     compile=build_graph,
     make_context=_context,

@@ -48,7 +48,8 @@ logger = logging.getLogger("agentflow.workflow")
 
 Source = Literal["arxiv", "web"]
 SOURCES: tuple[Source, ...] = ("arxiv", "web")  # also the order source ids are handed out in
-ROLES = ("plan", "synthesize", "critique", "revise")
+#: The agent roles this workflow calls models for, with their default model (None: AGENTFLOW_MODEL).
+ROLES: dict[str, str | None] = dict.fromkeys(("plan", "synthesize", "critique", "revise"))
 
 
 def _distinct(sources: list[Source]) -> list[Source]:
@@ -341,7 +342,7 @@ def _context(request: BaseModel, providers: Providers, defaults: Mapping[str, st
         critic=CritiqueAgent(providers.chat),
         reviser=ReportReviserAgent(providers.chat),
         search={"arxiv": providers.arxiv, "web": providers.web},
-        models=resolve_models(request.models, ROLES, defaults),
+        models=resolve_models(request.models, defaults),
         sources=tuple(source for source in SOURCES if source in request.sources),
         max_queries=request.max_queries,
         max_results=request.max_results_per_query,
@@ -370,6 +371,7 @@ def _required(request: BaseModel, providers: Providers) -> None:
 
 SPEC = WorkflowSpec(
     name="research",
+    roles=ROLES,
     request_model=ResearchRequest,
     compile=build_graph,
     make_context=_context,

@@ -164,7 +164,7 @@ async def test_malformed_json_is_a_problem(client: httpx.AsyncClient) -> None:
 async def test_unexpected_error_is_a_generic_500_without_traceback(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, caplog: Any
 ) -> None:
-    store = client.app.state.store  # type: ignore[attr-defined]
+    store = client.app.state.runs.store  # type: ignore[attr-defined]
 
     async def explode(**_: Any) -> None:
         raise RuntimeError("database password is hunter2, key sk-abcdefghijklmnop")

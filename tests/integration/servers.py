@@ -40,7 +40,10 @@ class ServerProcess:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> ServerProcess:
+    #: Start-up allowance: generous, because a loaded 2-core CI machine can take tens of seconds.
+    START_TIMEOUT = 90.0
+
+    def start(self, timeout: float = START_TIMEOUT) -> ServerProcess:
         self.proc = subprocess.Popen(
             [str(AGENTFLOW), "serve"],
             cwd=ROOT,

@@ -36,9 +36,15 @@ def test_sigkill_mid_run_then_restart_completes_everything(tmp_path: Path, stand
                 ).json()["workflow_id"]
                 for n in range(WORKFLOWS)
             ]
-            time.sleep(1.0)  # every run is now between its first and last node
-            statuses = Counter(http.get(f"/workflows/{i}").json()["status"] for i in ids)
-            assert statuses["running"] > 0
+            # Wait until several runs are past their first node and none has finished: mid-flight.
+            deadline = time.monotonic() + 60
+            while True:
+                bodies = [http.get(f"/workflows/{i}").json() for i in ids]
+                if sum(b["progress"]["node"] is not None for b in bodies) >= 5:
+                    break
+                assert time.monotonic() < deadline, "no run got past its first node"
+                time.sleep(0.05)
+            assert Counter(b["status"] for b in bodies)["running"] > 0
     finally:
         first.kill()  # SIGKILL: no shutdown hook runs
     calls_before = len(standin.requests("openai"))

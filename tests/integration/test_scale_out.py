@@ -6,9 +6,8 @@ Skipped with a reason when the services are absent; required in CI (.ci/run).
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -16,28 +15,12 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from backend.config import Settings
-from backend.store import WorkflowRecord, WorkflowStatus, WorkflowStore, create_engine, run_migrations
-from backend.store.repository import IdempotencyConflict, utcnow
-from tests.conftest import POSTGRES_URL, REDIS_URL, require_service
+from backend.runs import WorkflowRecord, WorkflowStatus
+from backend.runs.store import WorkflowStore, create_engine, run_migrations
+from backend.runs.store.repository import IdempotencyConflict, utcnow
+from tests.conftest import REDIS_URL, require_service
 from tests.helpers import reflection_responder, wait_terminal
 from tests.standins import OpenAIConfig, StandinServer
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test (dropped afterwards)."""
-    url = make_url(POSTGRES_URL)
-    require_service("PostgreSQL", url.host or "127.0.0.1", url.port or 5432)
-    import psycopg
-
-    name = f"agentflow_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    admin_dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin_dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield url.set(database=name).render_as_string(hide_password=False)
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -10,7 +10,7 @@ import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.errors import problem_response
+from backend.api.errors import problem_response
 
 __all__ = ["UnhandledErrorMiddleware"]
 

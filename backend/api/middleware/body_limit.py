@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.errors import problem_response
+from backend.api.errors import problem_response
 
 __all__ = ["BodyLimitMiddleware"]
 

@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 
-from backend.store.tables import Base
+from backend.runs.store.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

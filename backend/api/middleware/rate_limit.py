@@ -24,7 +24,7 @@ from slowapi import Limiter
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.errors import problem_response
+from backend.api.errors import problem_response
 
 __all__ = ["RateLimitMiddleware", "build_limiter", "rate_limit_key"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from backend.deps import SettingsDep, StoreDep
+from backend.api.deps import RunServiceDep, SettingsDep
 
 __all__ = ["router"]
 
@@ -20,17 +20,17 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Readiness: database reachable, accepting work; which providers are configured")
-async def readyz(request: Request, settings: SettingsDep, store: StoreDep) -> JSONResponse:
+async def readyz(settings: SettingsDep, runs: RunServiceDep) -> JSONResponse:
     checks: dict[str, Any] = {}
     ready = True
     try:
-        await store.ping()
+        await runs.store.ping()
         checks["database"] = "ok"
     except Exception:
         checks["database"] = "unreachable"
         ready = False
-    executor = request.app.state.executor
-    checks["executor"] = {"accepting": executor.accepting, "active_runs": executor.active_runs}
+    executor = runs.executor
+    checks["executor"] = {"kind": executor.kind, "accepting": executor.accepting, "active_runs": executor.active_runs}
     ready = ready and executor.accepting
     checks["providers"] = {
         "openai": {"configured": settings.openai_api_key is not None, "base_url": settings.openai_base_url},

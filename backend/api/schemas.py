@@ -7,9 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from backend.store import WorkflowRecord, WorkflowStatus
+from backend.runs import Usage, WorkflowRecord, WorkflowStatus
 
-__all__ = ["ErrorPublic", "ProgressPublic", "UsagePublic", "WorkflowPublic", "WorkflowsPublic"]
+__all__ = ["ErrorPublic", "ProgressPublic", "WorkflowPublic", "WorkflowsPublic"]
 
 
 class ErrorPublic(BaseModel):
@@ -20,13 +20,6 @@ class ErrorPublic(BaseModel):
 class ProgressPublic(BaseModel):
     node: str | None = Field(default=None, description="The last node that finished.")
     iteration: int = 0
-
-
-class UsagePublic(BaseModel):
-    input_tokens: int = 0
-    output_tokens: int = 0
-    llm_calls: int = 0
-    est_cost_usd: float = 0.0
 
 
 class WorkflowPublic(BaseModel):
@@ -43,7 +36,7 @@ class WorkflowPublic(BaseModel):
     result: dict[str, Any] | None
     error: ErrorPublic | None
     progress: ProgressPublic
-    usage: UsagePublic
+    usage: Usage
     correlation_id: str | None
     cancel_requested: bool = False
 
@@ -63,7 +56,7 @@ class WorkflowPublic(BaseModel):
             if record.error_code
             else None,
             progress=ProgressPublic.model_validate(record.progress or {}),
-            usage=UsagePublic.model_validate(record.usage or {}),
+            usage=record.usage,
             correlation_id=record.correlation_id,
             cancel_requested=record.cancel_requested,
         )

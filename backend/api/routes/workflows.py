@@ -9,11 +9,10 @@ from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from agents.errors import Conflict, InvalidInput
-from backend.deps import ExecutorDep, ServiceDep, StoreDep, ValidWorkflowDep
-from backend.events import workflow_events
-from backend.schemas import WorkflowPublic, WorkflowsPublic
-from backend.store import WorkflowRecord, WorkflowStatus
+from backend.api.deps import RunServiceDep, ValidWorkflowDep, WorkflowIdPath
+from backend.api.schemas import WorkflowPublic, WorkflowsPublic
+from backend.api.sse import workflow_events
+from backend.runs import WorkflowStatus
 from workflows.base import WorkflowSpec
 from workflows.registry import WORKFLOWS
 
@@ -33,22 +32,17 @@ IdempotencyKey = Annotated[
 router = APIRouter(prefix="/workflows", tags=["workflows"])
 
 
-def _public(record: WorkflowRecord) -> dict[str, Any]:
-    return WorkflowPublic.from_record(record).model_dump(mode="json")
-
-
 def _submit_endpoint(spec: WorkflowSpec) -> Any:
     async def submit(
         body: BaseModel,
         response: Response,
-        service: ServiceDep,
-        executor: ExecutorDep,
+        runs: RunServiceDep,
         wait: WaitQuery = None,
         idempotency_key: IdempotencyKey = None,
     ) -> WorkflowPublic:
-        record, _created = await service.submit(spec=spec, body=body, idempotency_key=idempotency_key)
+        record = (await runs.submit(spec=spec, body=body, idempotency_key=idempotency_key)).record
         if wait:
-            record = await executor.wait(record.id, wait) or record
+            record = await runs.wait(workflow_id=record.id, seconds=wait)
         response.headers["Location"] = f"/workflows/{record.id}"
         response.status_code = status.HTTP_200_OK if record.status.is_terminal and wait else status.HTTP_202_ACCEPTED
         return WorkflowPublic.from_record(record)
@@ -76,24 +70,20 @@ for _spec in WORKFLOWS.values():
 
 @router.get("", response_model=WorkflowsPublic, summary="List workflows, newest first")
 async def list_workflows(
-    store: StoreDep,
+    runs: RunServiceDep,
     type: Annotated[str | None, Query(description="Only this workflow type.")] = None,
     status_: Annotated[WorkflowStatus | None, Query(alias="status", description="Only this status.")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor from the previous page.")] = None,
 ) -> WorkflowsPublic:
-    if type is not None and type not in WORKFLOWS:
-        raise InvalidInput(
-            f"Unknown workflow type {type!r}; known: {', '.join(sorted(WORKFLOWS))}.", field="query.type"
-        )
-    page = await store.page(workflow_type=type, status=status_, limit=limit, cursor=cursor)
+    page = await runs.list(workflow_type=type, status=status_, limit=limit, cursor=cursor)
     return WorkflowsPublic(items=[WorkflowPublic.from_record(r) for r in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/{workflow_id}", response_model=WorkflowPublic, summary="Get a workflow's status and result")
-async def get_workflow(record: ValidWorkflowDep, executor: ExecutorDep, wait: WaitQuery = None) -> WorkflowPublic:
+async def get_workflow(record: ValidWorkflowDep, runs: RunServiceDep, wait: WaitQuery = None) -> WorkflowPublic:
     if wait and not record.status.is_terminal:
-        record = await executor.wait(record.id, wait) or record
+        record = await runs.wait(workflow_id=record.id, seconds=wait)
     return WorkflowPublic.from_record(record)
 
 
@@ -103,12 +93,8 @@ async def get_workflow(record: ValidWorkflowDep, executor: ExecutorDep, wait: Wa
     summary="Cancel a queued or running workflow",
     responses={202: {"description": "Running: it stops at its next node boundary", "model": WorkflowPublic}},
 )
-async def cancel_workflow(record: ValidWorkflowDep, executor: ExecutorDep, response: Response) -> WorkflowPublic:
-    if record.status.is_terminal:
-        raise Conflict(f"The workflow already ended as {record.status.value}.", current_status=record.status.value)
-    updated = await executor.cancel(record.id) or record
-    if updated.status.is_terminal and updated.status is not WorkflowStatus.CANCELLED:
-        raise Conflict(f"The workflow already ended as {updated.status.value}.", current_status=updated.status.value)
+async def cancel_workflow(workflow_id: WorkflowIdPath, runs: RunServiceDep, response: Response) -> WorkflowPublic:
+    updated = await runs.cancel(workflow_id=workflow_id)
     response.status_code = status.HTTP_200_OK if updated.status.is_terminal else status.HTTP_202_ACCEPTED
     return WorkflowPublic.from_record(updated)
 
@@ -119,11 +105,11 @@ async def cancel_workflow(record: ValidWorkflowDep, executor: ExecutorDep, respo
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "`update` events, then one `end` event"}},
 )
-async def stream_workflow(record: ValidWorkflowDep, executor: ExecutorDep) -> StreamingResponse:
+async def stream_workflow(record: ValidWorkflowDep, runs: RunServiceDep) -> StreamingResponse:
     """Server-sent events: an ``update`` (the full record) whenever status, progress or usage
     changes, then ``end`` once the run is terminal. Comments keep idle connections alive."""
     return StreamingResponse(
-        workflow_events(record, executor=executor),
+        workflow_events(runs, record.id),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

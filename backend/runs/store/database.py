@@ -11,7 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-__all__ = ["create_engine", "ensure_sqlite_directory", "run_migrations"]
+__all__ = ["create_engine", "ensure_sqlite_directory", "is_postgres", "libpq_url", "run_migrations", "store_url"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -23,9 +23,31 @@ def ensure_sqlite_directory(url: str) -> None:
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
+def is_postgres(url: str) -> bool:
+    return make_url(url).get_backend_name() == "postgresql"
+
+
+def store_url(url: str) -> str:
+    """The URL the store connects with: any PostgreSQL URL runs on psycopg 3.
+
+    One driver for the store, the checkpointer and the job queue means a submit can insert its
+    row and defer its job on one connection, in one transaction.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return url
+
+
+def libpq_url(url: str) -> str:
+    """A plain ``postgresql://`` URL for libpq clients (checkpointer, job queue, LISTEN)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def create_engine(url: str) -> AsyncEngine:
     """An async engine; SQLite gets WAL, NORMAL sync and a busy timeout on every connection."""
     ensure_sqlite_directory(url)
+    url = store_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         engine = create_async_engine(url, pool_size=4, max_overflow=4, pool_pre_ping=False)
 

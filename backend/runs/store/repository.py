@@ -7,7 +7,11 @@ cache; polling a finished run costs no database round trip, in any worker.
 Inserts are group-committed: submits that arrive while a commit is in flight are written
 together in the next transaction, so under load a burst of submits costs one round trip to
 the database instead of one each, and an idle server still commits a lone submit at once.
-Every caller still returns only after its own row is committed.
+Every caller still returns only after its own row is committed. With a job queue, each batch's
+jobs are deferred in the same transaction as its rows: a row is never committed without its job.
+
+On PostgreSQL every write that changes what a client can see also sends ``NOTIFY agentflow_runs``
+with the workflow id, in the same transaction, so waiters in every process wake on commit.
 """
 
 from __future__ import annotations
@@ -16,20 +20,26 @@ import asyncio
 import base64
 import json
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, insert, or_, select, update
+from sqlalchemy import Table, and_, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from agents.errors import InvalidInput
-from backend.store.records import TERMINAL_STATUSES, WorkflowRecord, WorkflowStatus
-from backend.store.tables import WorkflowRow
+from backend.runs.records import TERMINAL_STATUSES, Usage, WorkflowRecord, WorkflowStatus
+from backend.runs.store.tables import WorkflowRow
 
-__all__ = ["IdempotencyConflict", "Page", "WorkflowStore", "utcnow"]
+__all__ = ["CHANGES_CHANNEL", "IdempotencyConflict", "JobDeferrer", "Page", "WorkflowStore", "utcnow"]
+
+#: The PostgreSQL NOTIFY channel that carries the id of every workflow whose record changed.
+CHANGES_CHANNEL = "agentflow_runs"
+#: Defers one job per workflow id on the given connection (inside the insert's transaction) and
+#: returns the job ids, in order.
+JobDeferrer = Callable[[AsyncConnection, list[str]], Awaitable[list[int]]]
 
 workflows = cast(Table, WorkflowRow.__table__)
 _RECORD_COLUMNS = [
@@ -37,7 +47,7 @@ _RECORD_COLUMNS = [
     for name in (
         "id", "workflow_type", "status", "created_at", "started_at", "finished_at", "input", "result", "error_code",
         "error_message", "progress", "usage", "correlation_id", "idempotency_key", "request_hash", "cancel_requested",
-        "attempts",
+        "attempts", "job_id",
     )
 ]  # fmt: skip
 _TERMINAL_VALUES = [status.value for status in TERMINAL_STATUSES]
@@ -84,12 +94,13 @@ def _to_record(row: RowMapping) -> WorkflowRecord:
         error_code=row["error_code"],
         error_message=row["error_message"],
         progress=row["progress"] or {},
-        usage=row["usage"] or {},
+        usage=Usage.from_dict(row["usage"]),
         correlation_id=row["correlation_id"],
         idempotency_key=row["idempotency_key"],
         request_hash=row["request_hash"],
         cancel_requested=bool(row["cancel_requested"]),
         attempts=row["attempts"] or 0,
+        job_id=row["job_id"],
     )
 
 
@@ -121,8 +132,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 class WorkflowStore:
     """Reads and writes workflow records. Every method is one short transaction."""
 
-    def __init__(self, engine: AsyncEngine, *, finished_cache_size: int = 10_000) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, defer_jobs: JobDeferrer | None = None, finished_cache_size: int = 10_000
+    ) -> None:
         self.engine = engine
+        self.defer_jobs = defer_jobs
+        self.notifies = engine.dialect.name == "postgresql"
         self._finished: OrderedDict[str, WorkflowRecord] = OrderedDict()
         self._finished_cache_size = finished_cache_size
         self._pending_inserts: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
@@ -148,7 +163,7 @@ class WorkflowStore:
             "created_at": record.created_at,
             "input": record.input,
             "progress": record.progress,
-            "usage": record.usage,
+            "usage": record.usage.as_dict(),
             "correlation_id": record.correlation_id,
             "idempotency_key": record.idempotency_key,
             "request_hash": record.request_hash,
@@ -166,6 +181,7 @@ class WorkflowStore:
             if existing is None:
                 raise
             raise IdempotencyConflict(existing) from None
+        record.job_id = cast("int | None", values.get("job_id"))
         return record
 
     async def _insert(self, values: dict[str, Any]) -> None:
@@ -181,6 +197,7 @@ class WorkflowStore:
             batch, self._pending_inserts = self._pending_inserts, []
             try:
                 async with self.engine.begin() as connection:
+                    await self._defer([values for values, _ in batch], connection)
                     await connection.execute(insert(workflows), [values for values, _ in batch])
             except IntegrityError:
                 # One row of the batch (a reused Idempotency-Key) spoils it: write them one by one
@@ -188,6 +205,7 @@ class WorkflowStore:
                 for values, done in batch:
                     try:
                         async with self.engine.begin() as connection:
+                            await self._defer([values], connection)
                             await connection.execute(insert(workflows).values(**values))
                     except Exception as error:  # handed to the caller, who re-raises it
                         _settle(done, error)
@@ -199,6 +217,18 @@ class WorkflowStore:
             else:
                 for _, done in batch:
                     _settle(done, None)
+
+    async def _defer(self, rows: list[dict[str, Any]], connection: AsyncConnection) -> None:
+        if self.defer_jobs is None:
+            return
+        job_ids = await self.defer_jobs(connection, [row["id"] for row in rows])
+        for row, job_id in zip(rows, job_ids, strict=True):
+            row["job_id"] = job_id
+
+    async def _notify(self, connection: AsyncConnection, workflow_ids: Sequence[str]) -> None:
+        if self.notifies:
+            for workflow_id in workflow_ids:
+                await connection.execute(select(func.pg_notify(CHANGES_CHANNEL, workflow_id)))
 
     async def get(self, *, workflow_id: str) -> WorkflowRecord | None:
         cached = self._finished.get(workflow_id)
@@ -247,11 +277,26 @@ class WorkflowStore:
         return Page(items, next_cursor)
 
     async def update(self, *, workflow_id: str, **values: Any) -> None:
-        """Set columns on one record (``status`` may be a WorkflowStatus)."""
+        """Set columns on one record (``status`` may be a WorkflowStatus, ``usage`` a Usage)."""
         if isinstance(values.get("status"), WorkflowStatus):
             values["status"] = values["status"].value
+        if isinstance(values.get("usage"), Usage):
+            values["usage"] = values["usage"].as_dict()
         async with self.engine.begin() as connection:
             await connection.execute(update(workflows).where(workflows.c.id == workflow_id).values(**values))
+            await self._notify(connection, [workflow_id])
+
+    async def start_run(self, *, workflow_id: str, started_at: datetime, attempts: int) -> bool:
+        """Mark a live record ``running`` for its next attempt; False if it already ended."""
+        async with self.engine.begin() as connection:
+            outcome = await connection.execute(
+                update(workflows)
+                .where(workflows.c.id == workflow_id, _NOT_TERMINAL)
+                .values(status=WorkflowStatus.RUNNING.value, started_at=started_at, attempts=attempts)
+            )
+            if outcome.rowcount:
+                await self._notify(connection, [workflow_id])
+        return bool(outcome.rowcount)
 
     async def finish(
         self,
@@ -261,7 +306,7 @@ class WorkflowStore:
         result: dict[str, Any] | None = None,
         error_code: str | None = None,
         error_message: str | None = None,
-        usage: dict[str, Any] | None = None,
+        usage: Usage | None = None,
         progress: dict[str, Any] | None = None,
         finished_at: datetime | None = None,
     ) -> bool:
@@ -276,13 +321,15 @@ class WorkflowStore:
             "lease_expires_at": None,
         }
         if usage is not None:
-            values["usage"] = usage
+            values["usage"] = usage.as_dict()
         if progress is not None:
             values["progress"] = progress
         async with self.engine.begin() as connection:
             outcome = await connection.execute(
                 update(workflows).where(workflows.c.id == workflow_id, _NOT_TERMINAL).values(**values)
             )
+            if outcome.rowcount:
+                await self._notify(connection, [workflow_id])
         return bool(outcome.rowcount)
 
     async def request_cancel(self, *, workflow_id: str) -> WorkflowRecord | None:
@@ -303,6 +350,8 @@ class WorkflowStore:
                 .mappings()
                 .first()
             )
+            if row is not None:
+                await self._notify(connection, [workflow_id])
         return _to_record(row) if row is not None else None
 
     async def claim(
@@ -378,6 +427,13 @@ class WorkflowStore:
                 .where(workflows.c.lease_owner == owner, _NOT_TERMINAL)
                 .values(lease_owner=None, lease_expires_at=None)
             )
+
+    async def unfinished_since(self, *, before: datetime) -> list[WorkflowRecord]:
+        """Queued or running records created before ``before``, oldest first (queue reconciliation)."""
+        query = select(*_RECORD_COLUMNS).where(_NOT_TERMINAL, workflows.c.created_at < before)
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(query.order_by(workflows.c.created_at))).mappings().all()
+        return [_to_record(row) for row in rows]
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:

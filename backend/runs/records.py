@@ -1,4 +1,4 @@
-"""The workflow record as the rest of the server sees it (decoupled from the ORM row)."""
+"""The workflow run record as the engine and the API see it (decoupled from the table row)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from agents.providers.usage import Usage
+
 __all__ = ["TERMINAL_STATUSES", "Usage", "WorkflowRecord", "WorkflowStatus"]
 
 
 class WorkflowStatus(StrEnum):
+    """Where a run is: ``queued`` and ``running`` are live; the other three are final."""
+
     QUEUED = "queued"
     RUNNING = "running"
     COMPLETED = "completed"
@@ -25,24 +29,10 @@ class WorkflowStatus(StrEnum):
 TERMINAL_STATUSES = frozenset({WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED})
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    llm_calls: int = 0
-    est_cost_usd: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "llm_calls": self.llm_calls,
-            "est_cost_usd": round(self.est_cost_usd, 6),
-        }
-
-
 @dataclass(slots=True)
 class WorkflowRecord:
+    """One workflow run: its request, where it is, what it spent and what it produced."""
+
     id: str
     workflow_type: str
     status: WorkflowStatus
@@ -54,19 +44,17 @@ class WorkflowRecord:
     error_code: str | None = None
     error_message: str | None = None
     progress: dict[str, Any] = field(default_factory=dict)
-    usage: dict[str, Any] = field(default_factory=lambda: Usage().as_dict())
+    usage: Usage = field(default_factory=Usage)
     correlation_id: str | None = None
     idempotency_key: str | None = None
     request_hash: str | None = None
     cancel_requested: bool = False
     attempts: int = 0
+    job_id: int | None = None
 
     @property
     def execution_time(self) -> float | None:
-        """Seconds from first start to finish (or until now while running)."""
-        if self.started_at is None:
+        """Seconds from first start to finish (None until finished)."""
+        if self.started_at is None or self.finished_at is None:
             return None
-        end = self.finished_at
-        if end is None:
-            return None
-        return round((end - self.started_at).total_seconds(), 3)
+        return round((self.finished_at - self.started_at).total_seconds(), 3)

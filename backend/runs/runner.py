@@ -1,0 +1,251 @@
+"""RunRunner: executes one workflow run in this process, whichever executor scheduled it.
+
+- The run is its LangGraph graph with a checkpointer (``thread_id`` = workflow id) and
+  ``durability="sync"``: a node's checkpoint is durable before the next node starts, so a crash
+  repeats at most the node that was in flight, and a resumed run continues from its checkpoint.
+- It enforces the run's deadline and token budget (a budget stop keeps the best result so far),
+  stops at a node boundary when cancellation was asked, and classifies failures by their code.
+- It keeps the live record of every run it executes, so polls, waits and event streams in this
+  process are answered from memory. Progress reaches the database at most every
+  ``progress_interval`` seconds (the checkpoint, not the progress column, makes a run durable);
+  status changes are written at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncGenerator, Callable, Mapping
+from datetime import datetime
+from typing import Any, cast
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph.state import CompiledStateGraph
+
+from agents import context
+from agents.errors import AgentflowError, BudgetExceeded, WorkflowTimeout
+from agents.providers import Providers
+from agents.providers.usage import Usage
+from backend.runs.records import WorkflowRecord, WorkflowStatus
+from backend.runs.signals import ChangeHub
+from backend.runs.store import WorkflowStore, utcnow
+from workflows.base import WorkflowSpec
+from workflows.registry import get_spec
+
+__all__ = ["RunRunner"]
+
+logger = logging.getLogger("agentflow.executor")
+
+
+class RunRunner:
+    """Runs workflow graphs to a terminal status (or leaves them resumable when interrupted)."""
+
+    def __init__(
+        self,
+        *,
+        store: WorkflowStore,
+        checkpointer: BaseCheckpointSaver[Any],
+        providers: Providers,
+        default_models: Mapping[str, Mapping[str, str]],
+        workflow_timeout: float,
+        hub: ChangeHub,
+        progress_interval: float,
+    ) -> None:
+        self.store = store
+        self.checkpointer = checkpointer
+        self.providers = providers
+        self.default_models = default_models
+        self.workflow_timeout = workflow_timeout
+        self.hub = hub
+        self.progress_interval = progress_interval
+        #: The current record of every run executing (or about to) in this process.
+        self.live: dict[str, WorkflowRecord] = {}
+        self._graphs: dict[str, CompiledStateGraph[Any, Any, Any, Any]] = {}
+
+    def changed(self, workflow_id: str) -> None:
+        self.hub.changed(workflow_id)
+
+    def _graph(self, spec: WorkflowSpec) -> CompiledStateGraph[Any, Any, Any, Any]:
+        graph = self._graphs.get(spec.name)
+        if graph is None:
+            graph = self._graphs[spec.name] = spec.compile(self.checkpointer)
+        return graph
+
+    async def run(
+        self,
+        record: WorkflowRecord,
+        *,
+        cancel_requested: Callable[[], bool],
+        interrupted: Callable[[], bool],
+    ) -> None:
+        """Execute ``record`` until it ends; re-raise CancelledError.
+
+        Args:
+            cancel_requested: polled at every node boundary; True ends the run ``cancelled``.
+            interrupted: consulted when the task is cancelled: True means the process is
+                stopping (the run stays resumable), False means a client cancelled it.
+        """
+        self.live[record.id] = record
+        try:
+            with context.bind(
+                correlation_id=record.correlation_id,
+                workflow_id=record.id,
+                workflow_type=record.workflow_type,
+                node=None,
+            ):
+                await self._execute(record, cancel_requested, interrupted)
+        finally:
+            self.live.pop(record.id, None)
+            self.changed(record.id)
+
+    async def _execute(
+        self, record: WorkflowRecord, cancel_requested: Callable[[], bool], interrupted: Callable[[], bool]
+    ) -> None:
+        spec = get_spec(record.workflow_type)
+        if spec is None:
+            await self._fail(record, "unknown_workflow", f"no workflow type {record.workflow_type!r}", None)
+            return
+        if record.cancel_requested:
+            await self._finish(record, WorkflowStatus.CANCELLED, progress=record.progress)
+            return
+        started_at = record.started_at or utcnow()
+        resumed = record.status is WorkflowStatus.RUNNING or record.attempts > 0
+        attempts = record.attempts + 1
+        if not await self.store.start_run(workflow_id=record.id, started_at=started_at, attempts=attempts):
+            return  # cancelled (or ended elsewhere) in the meantime
+        record.status, record.started_at, record.attempts = WorkflowStatus.RUNNING, started_at, attempts
+        self.changed(record.id)
+        logger.info(
+            "workflow resumed" if resumed else "workflow started",
+            extra={"event": "workflow_resumed" if resumed else "workflow_started", "attempt": attempts},
+        )
+        flushed_at = time.monotonic()
+        request = spec.request_model.model_validate(record.input)
+        config: RunnableConfig = {"configurable": {"thread_id": record.id}}
+        graph = self._graph(spec)
+        # A run that never started has no checkpoint: skip the lookup on the common path.
+        has_checkpoint = resumed and await self.checkpointer.aget_tuple(config) is not None
+        graph_input = None if has_checkpoint else spec.initial_state(request)
+        run_context = spec.make_context(request, self.providers, self.default_models[spec.name])
+        state: dict[str, Any] = {}
+        progress = record.progress
+        budget = getattr(request, "max_tokens_budget", None)
+        remaining = self.workflow_timeout - _elapsed(started_at)
+        try:
+            async with asyncio.timeout(max(remaining, 0.001)):
+                stream = cast(
+                    "AsyncGenerator[tuple[str, Any], None]",
+                    graph.astream(
+                        graph_input,
+                        config,
+                        context=run_context,
+                        durability="sync",
+                        stream_mode=["updates", "values"],
+                    ),
+                )
+                async with contextlib.aclosing(stream):
+                    last_node = progress.get("node", "")
+                    async for mode, chunk in stream:
+                        if mode == "updates":
+                            last_node = next(iter(chunk), last_node) if isinstance(chunk, dict) else last_node
+                            continue
+                        state = cast("dict[str, Any]", chunk)
+                        progress = spec.progress(last_node, state)
+                        usage = Usage.from_dict(state.get("usage"))
+                        record.progress, record.usage = progress, usage
+                        self.changed(record.id)
+                        if time.monotonic() - flushed_at >= self.progress_interval:
+                            flushed_at = time.monotonic()
+                            await self.store.update(workflow_id=record.id, progress=progress, usage=usage)
+                        if budget is not None and usage.total_tokens >= budget:
+                            raise BudgetExceeded(f"The run spent {usage.total_tokens} tokens of its {budget} budget.")
+                        if cancel_requested():
+                            logger.info("workflow cancelled at a node boundary", extra={"event": "workflow_cancelled"})
+                            await self._finish(record, WorkflowStatus.CANCELLED, state=state, progress=progress)
+                            return
+        except asyncio.CancelledError:
+            if interrupted():
+                # Shutdown: the record stays resumable, and this attempt is given back.
+                await asyncio.shield(self.store.update(workflow_id=record.id, attempts=attempts - 1))
+                raise
+            await asyncio.shield(self._finish(record, WorkflowStatus.CANCELLED, state=state, progress=progress))
+            raise
+        except TimeoutError:
+            error = WorkflowTimeout(f"The run exceeded its {self.workflow_timeout:.0f} s deadline.")
+            await self._fail(record, error.code, error.detail, state, progress, spec)
+            return
+        except AgentflowError as error:
+            await self._fail(record, error.code, error.detail, state, progress, spec)
+            return
+        except Exception:
+            logger.exception("workflow crashed", extra={"event": "workflow_error"})
+            await self._fail(record, "internal_error", "The workflow failed unexpectedly.", state, progress)
+            return
+        await self._finish(record, WorkflowStatus.COMPLETED, state=state, result=spec.result(state), progress=progress)
+
+    async def _fail(
+        self,
+        record: WorkflowRecord,
+        code: str,
+        message: str,
+        state: Mapping[str, Any] | None,
+        progress: dict[str, Any] | None = None,
+        spec: WorkflowSpec | None = None,
+    ) -> None:
+        # A run stopped by its budget keeps the best result it reached (when it has one).
+        partial = spec.partial_result(state) if spec is not None and state and code == "budget_exceeded" else None
+        await self._finish(
+            record,
+            WorkflowStatus.FAILED,
+            state=state,
+            result=partial,
+            error_code=code,
+            error_message=message,
+            progress=progress,
+        )
+
+    async def _finish(
+        self,
+        record: WorkflowRecord,
+        status: WorkflowStatus,
+        *,
+        state: Mapping[str, Any] | None = None,
+        result: dict[str, Any] | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        progress: dict[str, Any] | None = None,
+    ) -> None:
+        finished_at = utcnow()
+        usage = Usage.from_dict(state.get("usage")) if state else None
+        changed = await self.store.finish(
+            workflow_id=record.id,
+            status=status,
+            result=result,
+            error_code=error_code,
+            error_message=error_message,
+            usage=usage,
+            progress=progress,
+            finished_at=finished_at,
+        )
+        if changed:
+            record.status, record.finished_at, record.result = status, finished_at, result
+            record.error_code, record.error_message = error_code, error_message
+            record.usage = usage or record.usage
+            record.progress = progress if progress is not None else record.progress
+            self.store.remember_finished(record)
+            self.changed(record.id)  # answer waiters now, not after the clean-up below
+            logger.info(
+                "workflow %s",
+                status.value,
+                extra={"event": f"workflow_{status.value}", "error_code": error_code, "usage": record.usage.as_dict()},
+            )
+        with contextlib.suppress(Exception):
+            # Finished runs need no checkpoints; dropping them keeps the checkpoint store small.
+            await self.checkpointer.adelete_thread(record.id)
+
+
+def _elapsed(started_at: datetime) -> float:
+    return (utcnow() - started_at).total_seconds()

@@ -1,0 +1,121 @@
+"""Build the run engine for a process from settings: store, providers, checkpointer, executor, service.
+
+The API lifespan and ``agentflow worker`` both enter ``open_runtime``; everything it opens is
+closed when the context ends, in reverse order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from agents.providers import ArxivConfig, ArxivSearch, ChatProvider, OpenAIConfig, Providers, TavilyConfig, TavilySearch
+from backend.config import Settings
+from backend.runs.checkpoints import open_checkpointer
+from backend.runs.executor import Executor
+from backend.runs.local import LocalExecutor
+from backend.runs.runner import RunRunner
+from backend.runs.service import RunService
+from backend.runs.signals import ChangeHub, listen_for_changes
+from backend.runs.store import CHANGES_CHANNEL, WorkflowStore, create_engine, is_postgres, libpq_url, run_migrations
+from workflows.registry import WORKFLOWS
+
+__all__ = ["build_providers", "default_models", "open_runtime"]
+
+
+def build_providers(settings: Settings) -> Providers:
+    """The provider clients for this process, from settings."""
+    chat = ChatProvider(
+        OpenAIConfig(
+            api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
+            base_url=settings.openai_base_url,
+            timeout=settings.llm_timeout,
+            connect_timeout=settings.llm_connect_timeout,
+            max_retries=settings.llm_max_retries,
+            max_concurrency=settings.openai_max_concurrency,
+            rpm=settings.openai_rpm,
+            structured_output_method=settings.structured_output_method,
+            temperature=settings.llm_temperature,
+            call_deadline=settings.llm_call_deadline,
+            retry_base_delay=settings.retry_base_delay,
+            retry_max_delay=settings.retry_max_delay,
+        )
+    )
+    arxiv = ArxivSearch(
+        ArxivConfig(
+            api_url=settings.arxiv_api_url,
+            timeout=settings.search_timeout,
+            min_interval=settings.arxiv_min_interval,
+        )
+    )
+    web = TavilySearch(
+        TavilyConfig(
+            api_key=settings.tavily_api_key.get_secret_value() if settings.tavily_api_key else None,
+            base_url=settings.tavily_base_url,
+            timeout=settings.search_timeout,
+            max_concurrency=settings.tavily_max_concurrency,
+            rpm=settings.tavily_rpm,
+        )
+    )
+    return Providers(chat=chat, arxiv=arxiv, web=web)
+
+
+def default_models(settings: Settings) -> dict[str, dict[str, str]]:
+    """Workflow type → role → model: ``AGENTFLOW_MODEL_<ROLE>``, else the spec's default, else ``AGENTFLOW_MODEL``."""
+    return {
+        name: {role: settings.model_for(role, default) for role, default in spec.roles.items()}
+        for name, spec in WORKFLOWS.items()
+    }
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings, *, worker_concurrency: int | None = None) -> AsyncIterator[RunService]:
+    """Open the engine; ``worker_concurrency`` (queue executor) defaults to the settings' value."""
+    async with AsyncExitStack() as stack:
+        engine = create_engine(settings.database_url)
+        stack.push_async_callback(engine.dispose)
+        await run_migrations(engine)
+        queue_mode = settings.resolved_executor == "queue"
+        hub = ChangeHub(sees_every_change=settings.workers == 1 and not queue_mode)
+        providers = build_providers(settings)
+        stack.push_async_callback(providers.aclose)
+        checkpointer = await stack.enter_async_context(open_checkpointer(settings.database_url))
+        if queue_mode:
+            from backend.runs.queue import JobQueue, QueueExecutor
+
+            queue = JobQueue(libpq_url(settings.database_url))
+            await queue.open()
+            stack.push_async_callback(queue.close)
+            store = WorkflowStore(engine, defer_jobs=queue.defer_in)
+        else:
+            store = WorkflowStore(engine)
+        if is_postgres(settings.database_url):  # every process hears every commit's change
+            await stack.enter_async_context(listen_for_changes(hub, libpq_url(settings.database_url), CHANGES_CHANNEL))
+        runner = RunRunner(
+            store=store,
+            checkpointer=checkpointer,
+            providers=providers,
+            default_models=default_models(settings),
+            workflow_timeout=settings.workflow_timeout,
+            hub=hub,
+            progress_interval=0.0 if queue_mode else 1.0,
+        )
+        executor: Executor
+        if queue_mode:
+            concurrency = settings.worker_concurrency if worker_concurrency is None else worker_concurrency
+            executor = QueueExecutor(
+                store=store,
+                runner=runner,
+                queue=queue,
+                concurrency=settings.max_concurrent_workflows if concurrency is None else concurrency,
+                stalled_after=settings.stalled_after,
+                max_attempts=settings.max_attempts,
+                shutdown_grace=settings.shutdown_grace_seconds,
+            )
+        else:
+            executor = LocalExecutor(store=store, runner=runner, max_concurrent=settings.max_concurrent_workflows)
+        await executor.start()
+        try:
+            yield RunService(store=store, executor=executor, hub=hub, providers=providers)
+        finally:
+            await executor.shutdown(settings.shutdown_grace_seconds)

@@ -1,0 +1,106 @@
+"""Change signals: wake whoever waits on a run (``?wait``, event streams) when its record changes.
+
+Within one process the engine signals the hub directly. Across processes, on PostgreSQL, every
+record write sends ``NOTIFY agentflow_runs`` in its own transaction (see the store), and one
+``LISTEN`` connection per process feeds the hub, so a waiter in any API process wakes when a
+worker anywhere commits a change. Without a cross-process source (SQLite with several server
+processes) waiters fall back to re-reading the record every ``POLL_SECONDS``.
+
+Written by hand because it is a dictionary of ``asyncio.Event`` and one LISTEN loop: psycopg
+provides the notifications; nothing more is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import AsyncIterator
+
+__all__ = ["POLL_SECONDS", "ChangeHub", "listen_for_changes"]
+
+logger = logging.getLogger("agentflow.runs")
+POLL_SECONDS = 0.25
+
+
+class ChangeHub:
+    """One event per watched run, set (and replaced) at the run's next change.
+
+    Events are held weakly: a run nobody waits on costs nothing. Grab the event with ``watch``
+    *before* reading the record, then wait on it, so a change in between is never missed.
+    """
+
+    def __init__(self, *, sees_every_change: bool) -> None:
+        #: True when every change of every run reaches this hub (one process, or LISTEN is up).
+        self.sees_every_change = sees_every_change
+        self._events: weakref.WeakValueDictionary[str, asyncio.Event] = weakref.WeakValueDictionary()
+
+    def watch(self, workflow_id: str) -> asyncio.Event:
+        event = self._events.get(workflow_id)
+        if event is None:
+            event = self._events[workflow_id] = asyncio.Event()
+        return event
+
+    def changed(self, workflow_id: str) -> None:
+        event = self._events.pop(workflow_id, None)
+        if event is not None:
+            event.set()
+
+    def changed_all(self) -> None:
+        """Wake every waiter (after a gap in notifications, so they re-read their record)."""
+        events = list(self._events.values())
+        self._events.clear()
+        for event in events:
+            event.set()
+
+    async def wait(self, event: asyncio.Event, seconds: float) -> None:
+        """Until ``event`` is set or ``seconds`` pass (fewer when changes may go unseen)."""
+        if not self.sees_every_change:
+            seconds = min(seconds, POLL_SECONDS)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), max(seconds, 0))
+
+
+@contextlib.asynccontextmanager
+async def listen_for_changes(hub: ChangeHub, conninfo: str, channel: str) -> AsyncIterator[None]:
+    """Feed ``hub`` from PostgreSQL ``LISTEN channel`` for as long as the context is open.
+
+    If the connection drops, waiters poll until it is back; on reconnect every waiter is woken
+    once to re-read its record, since notifications sent meanwhile are lost.
+    """
+    ready = asyncio.Event()
+    task = asyncio.create_task(_listen(hub, conninfo, channel, ready), name="change-listener")
+    try:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ready.wait(), 10)
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _listen(hub: ChangeHub, conninfo: str, channel: str, ready: asyncio.Event) -> None:
+    import psycopg
+    from psycopg import sql
+
+    delay = 0.5
+    while True:
+        try:
+            async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as connection:
+                await connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                hub.sees_every_change = True
+                hub.changed_all()
+                ready.set()
+                delay = 0.5
+                async for notification in connection.notifies():
+                    hub.changed(notification.payload)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning("change listener lost its connection; waiters poll", extra={"event": "listen_lost"})
+        hub.sees_every_change = False
+        ready.set()
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 10.0)
