@@ -1,4 +1,4 @@
-"""``python -m bench [--quick]``: run B1-B7 against real processes, print the table, save the JSON."""
+"""``python -m bench [--quick]``: run B1-B9 against real processes, print the table, save the JSON."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from types import FrameType
 from bench._procs import REPO, Child, raise_fd_limit
 from bench.profiles import FULL, QUICK
 from bench.report import Row, format_table, write_json
+from bench.scale_out import b9_workers
 from bench.scenarios import Bench
 
-ROWS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7")
+ROWS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B9")
 Log = Callable[[str], None]
 
 
@@ -142,6 +143,8 @@ def _run_all(bench: Bench, only: set[str], rows: list[Row], log: Log) -> None:
         _guarded(rows, "B4", lambda: bench.b4_submit_throughput(b4, bare), log)
     if "B6" in only:
         rows += bench.b6_cache_hit()
+    if "B9" in only:
+        _guarded(rows, "B9", lambda: b9_workers(bench), log)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,6 +30,9 @@ class Profile:
     b5_duration: float
     # B7: how long a fresh server sits idle before its RSS is read.
     b7_settle: float
+    # B9: a burst of b9_runs at L = 1 s through 1, 2 and 4 queue workers of b9_concurrency slots each.
+    b9_runs: int = 192
+    b9_concurrency: int = 16
     b3_concurrency: int = 64
     b4_concurrency: int = 32
     b4_latency: float = 30.0
@@ -70,4 +73,6 @@ QUICK = Profile(
     b4_duration=1.5,
     b5_duration=1.5,
     b7_settle=0.5,
+    b9_runs=8,
+    b9_concurrency=4,
 )

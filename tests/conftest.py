@@ -54,7 +54,6 @@ def _loopback_only(self: socket.socket, address: Any) -> Any:
 socket.socket.connect = _loopback_only  # type: ignore[method-assign]
 
 
-
 def service_available(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.5):

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from backend.config import Settings
 from backend.api.app import create_app
+from backend.config import Settings
 from backend.runs.store import WorkflowStore, create_engine
 from tests.helpers import reflection_responder, wait_terminal
 from tests.standins import OpenAIConfig, StandinServer

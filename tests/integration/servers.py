@@ -29,6 +29,8 @@ def free_port() -> int:
 class ServerProcess:
     """One ``agentflow serve`` process; collects every stdout/stderr line it prints."""
 
+    args: tuple[str, ...] = ("serve",)
+
     def __init__(self, env: dict[str, str], port: int | None = None) -> None:
         self.port = port or free_port()
         self.env = {**os.environ, **env, "AGENTFLOW_PORT": str(self.port), "AGENTFLOW_HOST": "127.0.0.1"}
@@ -44,8 +46,12 @@ class ServerProcess:
     START_TIMEOUT = 90.0
 
     def start(self, timeout: float = START_TIMEOUT) -> ServerProcess:
+        """Launch and wait until ready; ``launch`` then ``wait_ready`` does the same in two steps."""
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> ServerProcess:
         self.proc = subprocess.Popen(
-            [str(AGENTFLOW), "serve"],
+            [str(AGENTFLOW), *self.args],
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.PIPE,
@@ -57,15 +63,22 @@ class ServerProcess:
             reader = threading.Thread(target=self._read, args=(stream,), daemon=True)
             reader.start()
             self._readers.append(reader)
+        return self
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(self.base_url + "/readyz", timeout=0.5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> ServerProcess:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.lines[-5:]}")
-            try:
-                if httpx.get(self.base_url + "/readyz", timeout=0.5).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
+                raise RuntimeError(f"process exited with {self.proc.returncode}: {self.lines[-5:]}")
+            if self.ready():
+                return self
             time.sleep(0.05)
         self.kill()
         raise TimeoutError(f"server not ready in {timeout} s: {self.lines[-5:]}")
@@ -102,3 +115,24 @@ class ServerProcess:
     def json_lines(self) -> list[dict[str, Any]]:
         """Every line parsed as JSON (raises on the first line that is not)."""
         return [json.loads(line) for line in self.lines if line.strip()]
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+
+class WorkerProcess(ServerProcess):
+    """One ``agentflow worker`` process: ready once it logs ``event=worker_started``."""
+
+    def __init__(self, env: dict[str, str], concurrency: int) -> None:
+        super().__init__(env)
+        self.args = ("worker", "--concurrency", str(concurrency))
+
+    def ready(self) -> bool:
+        return any('"worker_started"' in line for line in list(self.lines))
+
+    @property
+    def name(self) -> str:
+        """The worker's name as it records it on the runs it executes (``host:pid``)."""
+        return f"{socket.gethostname()}:{self.pid}"

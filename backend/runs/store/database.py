@@ -7,13 +7,14 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 __all__ = ["create_engine", "ensure_sqlite_directory", "is_postgres", "libpq_url", "run_migrations", "store_url"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+_MIGRATION_LOCK = 0x6167_666C  # "agfl": the advisory lock that serialises schema upgrades
 
 
 def ensure_sqlite_directory(url: str) -> None:
@@ -79,4 +80,8 @@ async def run_migrations(engine: AsyncEngine) -> None:
         command.upgrade(config, "head")
 
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Processes starting together (API servers, workers) take turns; the later ones
+            # then find the schema current. The lock ends with the transaction.
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         await connection.run_sync(upgrade)

@@ -1,0 +1,153 @@
+"""The queue executor across real processes: API processes that only accept, workers that run.
+
+2 ``agentflow serve --worker-concurrency 0`` processes and 2 ``agentflow worker`` processes share
+one PostgreSQL database. A worker is SIGKILLed mid-run: every accepted run still ends, resumed
+by the surviving worker from its last checkpoint, and the stand-in's journal shows no run
+executed twice (at most the one call that was in flight when its worker died is repeated).
+An idle worker takes new work while the other is busy at its limit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from tests.integration.servers import ServerProcess, WorkerProcess
+from tests.standins import OpenAIConfig, StandinServer
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+
+def _env(standin: StandinServer, postgres_url: str) -> dict[str, str]:
+    return {
+        **standin.env(),
+        "AGENTFLOW_DATABASE_URL": postgres_url,
+        "AGENTFLOW_STALLED_AFTER": "8",
+        "AGENTFLOW_RATE_LIMIT_SUBMIT": "100000/minute",
+        "AGENTFLOW_RATE_LIMIT_DEFAULT": "100000/minute",
+        "AGENTFLOW_OPENAI_MAX_CONCURRENCY": "200",
+    }
+
+
+def _started(*processes: ServerProcess) -> list[ServerProcess]:
+    for process in processes:  # launch all, then wait: start-ups overlap
+        process.launch()
+    return [process.wait_ready() for process in processes]
+
+
+def _owners(postgres_url: str) -> dict[str, tuple[str, str | None]]:
+    """workflow id → (status, the worker that ran it last)."""
+    with psycopg.connect(postgres_url) as connection:
+        rows = connection.execute("SELECT id, status, lease_owner FROM workflows").fetchall()
+    return {row[0]: (row[1], row[2]) for row in rows}
+
+
+def _wait_for(condition: Any, timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def processes() -> Iterator[ExitStack]:
+    with ExitStack() as stack:
+        yield stack
+
+
+def test_a_killed_worker_loses_no_run(postgres_url: str, standin: StandinServer, processes: ExitStack) -> None:
+    standin.configure(openai=OpenAIConfig(latency=1.0))
+    env = _env(standin, postgres_url)
+    apis = [ServerProcess({**env, "AGENTFLOW_WORKER_CONCURRENCY": "0"}) for _ in range(2)]
+    workers = [WorkerProcess(env, concurrency=60) for _ in range(2)]
+    for process in [*apis, *workers]:
+        processes.callback(process.kill)
+    _started(*apis, *workers)
+
+    body = {"max_iterations": 1, "score_threshold": 10}  # draft, critique, revise, critique: 4 calls
+
+    def submit(n: int) -> str:
+        api = apis[n % 2]
+        response = httpx.post(f"{api.base_url}/workflows/reflection", json={**body, "topic": f"q{n} t"}, timeout=30)
+        assert response.status_code == 202, response.text
+        workflow_id: str = response.json()["workflow_id"]
+        return workflow_id
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(submit, range(200)))
+    victim, survivor = workers
+    _wait_for(
+        lambda: (
+            sum(owner == victim.name and status == "running" for status, owner in _owners(postgres_url).values()) >= 20
+        ),
+        60,
+        "the first worker never had 20 runs in flight",
+    )
+    in_flight_on_victim = {
+        workflow_id
+        for workflow_id, (status, owner) in _owners(postgres_url).items()
+        if owner == victim.name and status == "running"
+    }
+    victim.kill()  # SIGKILL
+
+    def final(workflow_id: str) -> dict[str, Any]:
+        deadline = time.monotonic() + 120
+        while True:
+            record: dict[str, Any] = httpx.get(f"{apis[0].base_url}/workflows/{workflow_id}?wait=30", timeout=40).json()
+            if record["status"] in ("completed", "failed", "cancelled") or time.monotonic() > deadline:
+                return record
+
+    with ThreadPoolExecutor(16) as pool:
+        finals = list(pool.map(final, ids))
+    statuses = Counter(record["status"] for record in finals)
+    assert statuses == {"completed": 200}, statuses
+    assert len(_owners(postgres_url)) == 200
+    resumed_by_survivor = {
+        line["workflow_id"] for line in survivor.json_lines() if line.get("event") == "workflow_resumed"
+    }
+    assert in_flight_on_victim <= resumed_by_survivor
+
+    # The journal: each run's calls, by message hash. A repeat is the in-flight call of a run
+    # whose worker died; nothing else is ever sent twice, and no run ran twice to the end.
+    seen: set[str] = set()
+    repeats: Counter[str] = Counter()
+    for entry in standin.requests("openai"):
+        topic = entry["last_user_message"].split(" t")[0].rsplit("q", 1)[-1]
+        if entry["messages_sha256"] in seen:
+            repeats[topic] += 1
+        seen.add(entry["messages_sha256"])
+    by_id = {workflow_id: str(n) for n, workflow_id in enumerate(ids)}
+    victims = {by_id[i] for i in in_flight_on_victim}
+    assert set(repeats) <= victims, set(repeats) - victims
+    assert all(count <= 1 for count in repeats.values()), repeats
+    assert all(record["usage"]["llm_calls"] == 4 for record in finals)
+
+
+def test_an_idle_worker_takes_new_work(postgres_url: str, standin: StandinServer, processes: ExitStack) -> None:
+    standin.configure(openai=OpenAIConfig(latency=1.5))
+    env = _env(standin, postgres_url)
+    api = ServerProcess({**env, "AGENTFLOW_WORKER_CONCURRENCY": "0"})
+    workers = [WorkerProcess(env, concurrency=1) for _ in range(2)]
+    for process in [api, *workers]:
+        processes.callback(process.kill)
+    _started(api, *workers)
+
+    with httpx.Client(base_url=api.base_url, timeout=30) as http:
+        first = http.post("/workflows/reflection", json={"topic": "keeps one worker busy"}).json()["workflow_id"]
+        _wait_for(lambda: _owners(postgres_url)[first][0] == "running", 60, "the first run never started")
+        busy = _owners(postgres_url)[first][1]
+        second = http.post("/workflows/reflection", json={"topic": "goes to the idle one"}).json()["workflow_id"]
+        _wait_for(lambda: _owners(postgres_url)[second][0] == "running", 60, "the second run never started")
+        assert http.get(f"/workflows/{first}").json()["status"] == "running"  # still busy: 1 slot each
+        assert _owners(postgres_url)[second][1] not in (None, busy)
+        assert {_owners(postgres_url)[first][1], _owners(postgres_url)[second][1]} == {w.name for w in workers}
+        for workflow_id in (first, second):
+            assert http.get(f"/workflows/{workflow_id}?wait=30").json()["status"] == "completed"
