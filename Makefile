@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run demo test test-fast lint format type bench bench-quick clean
+.PHONY: help install run demo test test-fast lint format type bench bench-quick screenshots clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ bench: $(STAMP) ## full benchmark table (bench/results/latest.json)
 
 bench-quick: $(STAMP) ## reduced benchmark, under a minute
 	$(BIN)/python -m bench --quick
+
+screenshots: $(STAMP) ## refresh docs/img/ (web page, CLI progress) with the browser tests (installs chromium if absent)
+	UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest tests/browser -q $(PYTEST_ARGS)
 
 clean: ## remove the virtualenv, tools and local data
 	rm -rf $(VENV) .tools data .pytest_cache .mypy_cache .ruff_cache

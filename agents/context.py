@@ -6,11 +6,11 @@ sets them again when it resumes a run after a restart.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 
-__all__ = ["bind", "correlation_id", "node", "workflow_id", "workflow_type"]
+__all__ = ["bind", "correlation_id", "node", "observe_nodes", "workflow_id", "workflow_type"]
 
 correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 workflow_id: ContextVar[str | None] = ContextVar("workflow_id", default=None)
@@ -25,12 +25,31 @@ _VARS: dict[str, ContextVar[str | None]] = {
 }
 
 
+#: Wraps every block that binds a ``node``: each graph node runs inside it (agents.telemetry
+#: registers its timeline-and-span recorder here).
+_node_observer: Callable[[str], AbstractContextManager[None]] | None = None
+
+
+def observe_nodes(observer: Callable[[str], AbstractContextManager[None]] | None) -> None:
+    """Run every block that binds ``node=<name>`` inside ``observer(name)``."""
+    global _node_observer
+    _node_observer = observer
+
+
 @contextmanager
 def bind(**values: str | None) -> Iterator[None]:
-    """Set some of the context variables for the duration of a block."""
+    """Set some of the context variables for the duration of a block.
+
+    Binding a ``node`` marks the block as that graph node's execution (see ``observe_nodes``).
+    """
     tokens = [(_VARS[name], _VARS[name].set(value)) for name, value in values.items()]
     try:
-        yield
+        name = values.get("node")
+        if name is not None and _node_observer is not None:
+            with _node_observer(name):
+                yield
+        else:
+            yield
     finally:
         for var, token in reversed(tokens):
             var.reset(token)

@@ -2,10 +2,13 @@
 
     AgentflowError                       code                    HTTP
     ├── InvalidInput                     invalid_input           422
+    ├── Unauthorized                     unauthorized            401
+    ├── Forbidden                        forbidden               403
     ├── NotFound                         not_found               404
     ├── Conflict                         conflict                409
     ├── PayloadTooLarge                  payload_too_large       413
     ├── RateLimited                      rate_limited            429
+    │   └── QuotaExceeded                quota_exceeded          429
     ├── ProviderNotConfigured            provider_not_configured 503
     ├── ServiceUnavailable               service_unavailable     503
     ├── UpstreamError                    upstream_error          502
@@ -17,7 +20,7 @@
     └── WorkflowTimeout                  workflow_timeout
 
 Services and agents raise these; the HTTP edge renders them once as RFC 9457 problem+json
-(``backend.errors``), and the executor stores ``code`` and ``message`` on a failed run.
+(``backend.api.errors``), and the executor stores ``code`` and ``message`` on a failed run.
 The hierarchy lives at the bottom layer so providers and agents can raise it without
 importing the web framework.
 """
@@ -30,12 +33,15 @@ __all__ = [
     "AgentflowError",
     "BudgetExceeded",
     "Conflict",
+    "Forbidden",
     "InvalidInput",
     "NotFound",
     "PayloadTooLarge",
     "ProviderNotConfigured",
+    "QuotaExceeded",
     "RateLimited",
     "ServiceUnavailable",
+    "Unauthorized",
     "UpstreamBadResponse",
     "UpstreamError",
     "UpstreamRateLimited",
@@ -71,6 +77,22 @@ class InvalidInput(AgentflowError):
     title = "Invalid input"
 
 
+class Unauthorized(AgentflowError):
+    """No API key, or one that is unknown or revoked (answered with ``WWW-Authenticate``)."""
+
+    code = "unauthorized"
+    status = 401
+    title = "Unauthorized"
+
+
+class Forbidden(AgentflowError):
+    """A valid key without the scope the operation needs."""
+
+    code = "forbidden"
+    status = 403
+    title = "Forbidden"
+
+
 class NotFound(AgentflowError):
     code = "not_found"
     status = 404
@@ -93,6 +115,13 @@ class RateLimited(AgentflowError):
     code = "rate_limited"
     status = 429
     title = "Too many requests"
+
+
+class QuotaExceeded(RateLimited):
+    """The key already has as many unfinished workflows as its ``max_queued`` allows."""
+
+    code = "quota_exceeded"
+    title = "Quota exceeded"
 
 
 class ProviderNotConfigured(AgentflowError):

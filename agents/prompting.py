@@ -7,13 +7,14 @@ separates the system message from the user message. Rendering fails on a missing
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from string import Template
 
-__all__ = ["Prompt", "PromptError", "load_prompt"]
+__all__ = ["Prompt", "PromptError", "load_prompt", "prompt_set_version"]
 
 _USER_MARKER = "\n---user---\n"
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -63,3 +64,14 @@ def all_prompt_names() -> list[str]:
         if folder.is_dir() and not folder.name.startswith("_"):
             names += [f"{folder.name}/{item.name[:-3]}" for item in folder.iterdir() if item.name.endswith(".md")]
     return sorted(names)
+
+
+@cache
+def prompt_set_version() -> str:
+    """A hash of every prompt file shipped: editing any prompt changes it (and so the result cache key)."""
+    digest = hashlib.sha256()
+    root = resources.files("prompts")
+    for name in all_prompt_names():
+        package, _, stem = name.rpartition("/")
+        digest.update(name.encode() + b"\0" + (root / package / f"{stem}.md").read_bytes() + b"\0")
+    return digest.hexdigest()[:16]

@@ -9,7 +9,8 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
 from agents.prompting import load_prompt
-from agents.providers.openai_chat import ChatProvider, LLMUsage
+from agents.providers.openai_chat import ChatProvider
+from agents.providers.usage import Usage
 
 __all__ = ["Critique", "CritiqueAgent", "CritiqueOutcome", "DraftAgent", "Issue", "ReviseAgent", "TextOutcome"]
 
@@ -32,7 +33,7 @@ class Critique(BaseModel):
 @dataclass(frozen=True, slots=True)
 class TextOutcome:
     text: str
-    usage: LLMUsage
+    usage: Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,7 @@ class CritiqueOutcome:
 
     critique: Critique | None
     parse_error: str | None
-    usage: LLMUsage
+    usage: Usage
 
     def verdict(self) -> dict[str, Any]:
         """The critique as stored in workflow state; an unreadable one counts as not approved."""

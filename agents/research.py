@@ -11,7 +11,8 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
 from agents.prompting import load_prompt
-from agents.providers.openai_chat import ChatProvider, LLMUsage
+from agents.providers.openai_chat import ChatProvider
+from agents.providers.usage import Usage
 
 __all__ = [
     "PlanOutcome",
@@ -39,13 +40,13 @@ class PlanOutcome:
 
     plan: ResearchPlan | None
     parse_error: str | None
-    usage: LLMUsage
+    usage: Usage
 
 
 @dataclass(frozen=True, slots=True)
 class TextOutcome:
     text: str
-    usage: LLMUsage
+    usage: Usage
 
 
 def _messages(prompt: str, **values: object) -> list[BaseMessage]:

@@ -1,124 +1,273 @@
-"""The ``agentflow`` command: ``serve`` (HTTP API, with an embedded worker), ``worker`` and ``migrate``."""
+"""The ``agentflow`` command: the server (``serve``, ``worker``, ``migrate``) and a client for
+researchers (``run``, ``watch``, ``get``, ``list``, ``cancel``) that talks to a server over HTTP.
+
+Only typer is imported up front; each command imports what it needs, so ``--help`` stays fast.
+The server commands live in ``backend.serving``, the client ones in ``backend.client.commands``.
+"""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import os
-import signal
-import sys
-from typing import TYPE_CHECKING
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import ValidationError
+import typer
 
 if TYPE_CHECKING:
-    from backend.config import Settings
+    from backend.client.commands import Connection
 
-__all__ = ["main"]
+__all__ = ["app", "main"]
+
+#: The same default as ``backend.client.http.DEFAULT_URL``, repeated so --help needs no httpx.
+DEFAULT_URL = "http://127.0.0.1:8000"
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="agentflow", description="agentflow workflow orchestration server")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve the HTTP API (and, with the queue executor, run jobs)")
-    serve.add_argument("--host", help="bind address (AGENTFLOW_HOST, default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (AGENTFLOW_PORT, default 8000)")
-    serve.add_argument("--workers", type=int, help="server processes (AGENTFLOW_WORKERS, default 1)")
-    serve.add_argument(
-        "--worker-concurrency",
-        type=int,
-        help="queue executor: runs each server process executes at once; 0 = API only "
-        "(AGENTFLOW_WORKER_CONCURRENCY, default AGENTFLOW_MAX_CONCURRENT_WORKFLOWS)",
+class ExportFormat(StrEnum):
+    md = "md"
+    html = "html"
+    json = "json"
+    bib = "bib"
+
+
+class Status(StrEnum):
+    queued = "queued"
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+app = typer.Typer(
+    name="agentflow",
+    help="agentflow: durable agent workflows. Serve them, or run and follow them from the terminal.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,  # plain click help: rich's help renderer alone costs half a second
+    pretty_exceptions_enable=False,  # plain tracebacks; never print local variables (keys)
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+run_app = typer.Typer(help="Start a workflow run (add --wait to follow it live).", no_args_is_help=True)
+app.add_typer(run_app, name="run")
+
+# --- shared options -------------------------------------------------------------------------------
+
+Url = Annotated[
+    str, typer.Option("--url", envvar="AGENTFLOW_URL", help="The agentflow server.", rich_help_panel="Connection")
+]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar="AGENTFLOW_API_KEY",
+        help="Sent as Authorization: Bearer <key>.",
+        show_envvar=True,
+        rich_help_panel="Connection",
+    ),
+]
+Wait = Annotated[bool, typer.Option("--wait", "-w", help="Follow the run live and print its result.")]
+Json = Annotated[bool, typer.Option("--json", help="Print the run record as JSON (for scripts).")]
+Topic = Annotated[str, typer.Argument(help="What to write about or research.", show_default=False)]
+WorkflowId = Annotated[str, typer.Argument(help="The workflow id.", show_default=False)]
+
+
+def _client() -> Any:
+    from backend.client import commands
+
+    return commands
+
+
+def _connection(url: str, api_key: str | None) -> Connection:
+    from backend.client.commands import Connection
+
+    return Connection(url=url, api_key=api_key or None)
+
+
+# --- client commands ------------------------------------------------------------------------------
+
+
+@run_app.command("reflection")
+def run_reflection(
+    topic: Topic,
+    max_iterations: Annotated[int | None, typer.Option(help="Most revisions (server default 3).")] = None,
+    score_threshold: Annotated[float | None, typer.Option(help="Stop once a critique scores this (0-10).")] = None,
+    wait: Wait = False,
+    as_json: Json = False,
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """Draft, critique and revise a text until it is good enough."""
+    body: dict[str, Any] = {"topic": topic}
+    if max_iterations is not None:
+        body["max_iterations"] = max_iterations
+    if score_threshold is not None:
+        body["score_threshold"] = score_threshold
+    code = _client().run(_connection(url, api_key), "reflection", body, wait=wait, as_json=as_json)
+    raise typer.Exit(code)
+
+
+@run_app.command("research")
+def run_research(
+    question: Annotated[str, typer.Argument(help="The research question.", show_default=False)],
+    sources: Annotated[
+        str | None, typer.Option(help="Comma-separated: arxiv, web (server default: both).", metavar="LIST")
+    ] = None,
+    max_queries: Annotated[int | None, typer.Option(help="Most search queries per source.")] = None,
+    reflect: Annotated[bool, typer.Option("--reflect", help="Critique the report once and revise it.")] = False,
+    wait: Wait = False,
+    as_json: Json = False,
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """Search arXiv and the web, then write a report citing only what was retrieved."""
+    body: dict[str, Any] = {"topic": question}
+    if sources is not None:
+        body["sources"] = [name.strip() for name in sources.split(",") if name.strip()]
+    if max_queries is not None:
+        body["max_queries"] = max_queries
+    if reflect:
+        body["reflect"] = True
+    code = _client().run(_connection(url, api_key), "research", body, wait=wait, as_json=as_json)
+    raise typer.Exit(code)
+
+
+@app.command()
+def watch(workflow_id: WorkflowId, as_json: Json = False, url: Url = DEFAULT_URL, api_key: ApiKey = None) -> None:
+    """Follow a run live until it ends, then print its result (Ctrl-C: cancel or detach)."""
+    raise typer.Exit(_client().watch(_connection(url, api_key), workflow_id, as_json=as_json))
+
+
+@app.command()
+def get(
+    workflow_id: WorkflowId,
+    format: Annotated[ExportFormat, typer.Option("--format", "-f", help="Export format.")] = ExportFormat.md,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.", dir_okay=False)] = None,
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """Export a run's result: Markdown, HTML (print to PDF), JSON or BibTeX."""
+    raise typer.Exit(_client().get(_connection(url, api_key), workflow_id, fmt=format.value, output=output))
+
+
+@app.command("list")
+def list_(
+    status: Annotated[Status | None, typer.Option(help="Only runs with this status.")] = None,
+    type: Annotated[str | None, typer.Option("--type", help="Only this workflow type.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100, help="How many runs.")] = 20,
+    as_json: Json = False,
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """List runs, newest first."""
+    code = _client().list_runs(
+        _connection(url, api_key),
+        status=status.value if status else None,
+        workflow_type=type,
+        limit=limit,
+        as_json=as_json,
     )
-    worker = commands.add_parser("worker", help="run queued workflows (queue executor, PostgreSQL)")
-    worker.add_argument(
-        "--concurrency", type=int, help="runs executed at once (default AGENTFLOW_MAX_CONCURRENT_WORKFLOWS)"
+    raise typer.Exit(code)
+
+
+@app.command()
+def cancel(workflow_id: WorkflowId, url: Url = DEFAULT_URL, api_key: ApiKey = None) -> None:
+    """Cancel a queued or running run."""
+    raise typer.Exit(_client().cancel(_connection(url, api_key), workflow_id))
+
+
+# --- server commands ------------------------------------------------------------------------------
+
+
+@app.command(rich_help_panel="Server")
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (AGENTFLOW_HOST, default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (AGENTFLOW_PORT, default 8000).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Server processes (AGENTFLOW_WORKERS, default 1).")] = None,
+    worker_concurrency: Annotated[
+        int | None,
+        typer.Option(
+            help="Queue executor: runs each server process executes at once; 0 = API only "
+            "(AGENTFLOW_WORKER_CONCURRENCY, default AGENTFLOW_MAX_CONCURRENT_WORKFLOWS)."
+        ),
+    ] = None,
+) -> None:
+    """Serve the HTTP API and the web page (and, with the queue executor, run jobs)."""
+    from backend import serving
+
+    code = serving.main("serve", host=host, port=port, workers=workers, worker_concurrency=worker_concurrency)
+    raise typer.Exit(code)
+
+
+@app.command(rich_help_panel="Server")
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Runs executed at once (default AGENTFLOW_MAX_CONCURRENT_WORKFLOWS).")
+    ] = None,
+) -> None:
+    """Run queued workflows (queue executor, PostgreSQL)."""
+    from backend import serving
+
+    raise typer.Exit(serving.main("worker", concurrency=concurrency))
+
+
+@app.command(rich_help_panel="Server")
+def migrate() -> None:
+    """Upgrade the database schema and exit."""
+    from backend import serving
+
+    raise typer.Exit(serving.main("migrate"))
+
+
+keys_app = typer.Typer(help="Manage API keys on the configured database.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys", rich_help_panel="Server")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="What the key is for (shown in listings).")],
+    scope: Annotated[
+        list[str] | None, typer.Option("--scope", help="admin: see and manage everything (repeatable).")
+    ] = None,
+    max_queued: Annotated[int | None, typer.Option(help="Unfinished workflows allowed at once.")] = None,
+    rate_limit: Annotated[str | None, typer.Option(help="The key's own submit limit, e.g. 30/minute.")] = None,
+    as_json: Json = False,
+) -> None:
+    """Create an API key and print its secret, once."""
+    from backend import keys_cli
+
+    unknown = sorted(set(scope or []) - {"admin"})
+    if unknown:
+        typer.echo(f"agentflow: --scope: unknown scope {unknown[0]!r} (known: admin)", err=True)
+        raise typer.Exit(2)
+    code = keys_cli.create(
+        name=name, admin="admin" in (scope or []), max_queued=max_queued, rate_limit=rate_limit, as_json=as_json
     )
-    commands.add_parser("migrate", help="upgrade the database schema and exit")
-    return parser
+    raise typer.Exit(code)
+
+
+@keys_app.command("list")
+def keys_list(as_json: Json = False) -> None:
+    """List API keys: ids, prefixes, scopes, state; never secrets."""
+    from backend import keys_cli
+
+    raise typer.Exit(keys_cli.list_keys(as_json=as_json))
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_…).", show_default=False)]) -> None:
+    """Revoke an API key: every server refuses it within a second."""
+    from backend import keys_cli
+
+    raise typer.Exit(keys_cli.revoke(key_id=key_id))
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    # Command-line flags win over the environment; settings validate both.
-    for name in ("host", "port", "workers", "worker_concurrency"):
-        value = getattr(args, name, None)
-        if value is not None:
-            os.environ[f"AGENTFLOW_{name.upper()}"] = str(value)
-
-    from backend.config import config_error_message, get_settings
-
+    """Run the command line; returns the exit code (the ``agentflow`` script's entry point)."""
     try:
-        settings = get_settings()
-    except ValidationError as error:
-        print(f"agentflow: {config_error_message(error)}", file=sys.stderr)
-        return 2
-
-    from backend.logs import configure_logging
-
-    configure_logging(settings.log_level, settings.log_format)
-    from backend.runs.store import create_engine, run_migrations
-
-    async def migrate() -> None:
-        engine = create_engine(settings.database_url)
-        try:
-            await run_migrations(engine)
-        finally:
-            await engine.dispose()
-
-    # Migrate once here, before any process starts, so processes never race on the schema.
-    asyncio.run(migrate())
-    if args.command == "migrate":
-        return 0
-    if args.command == "worker":
-        return _worker(settings, args.concurrency)
-    return _serve(settings)
-
-
-def _serve(settings: Settings) -> int:
-    import uvicorn
-
-    from backend.logs import uvicorn_log_config
-
-    uvicorn.run(
-        "backend.api.app:create_app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        loop="uvloop",
-        http="httptools",
-        log_config=uvicorn_log_config(),
-        access_log=False,
-        proxy_headers=False,  # the app resolves forwarded headers itself (AGENTFLOW_FORWARDED_ALLOW_IPS)
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 1,
-        server_header=False,
-    )
-    return 0
-
-
-def _worker(settings: Settings, concurrency: int | None) -> int:
-    if settings.resolved_executor != "queue":
-        print(
-            "agentflow: AGENTFLOW_DATABASE_URL: `agentflow worker` needs the queue executor on PostgreSQL "
-            "(the embedded SQLite default runs workflows inside `agentflow serve`)",
-            file=sys.stderr,
-        )
-        return 2
-    import uvloop
-
-    from backend.runs import open_runtime
-
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        default = settings.worker_concurrency or settings.max_concurrent_workflows
-        async with open_runtime(settings, worker_concurrency=concurrency or default):
-            await stop.wait()
-
-    uvloop.run(run())
+        app(args=argv, prog_name="agentflow")
+    except SystemExit as done:
+        if done.code is None or isinstance(done.code, int):
+            return done.code or 0
+        return 1
     return 0
 
 

@@ -13,9 +13,16 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from agents.providers.pricing import ModelPrice
 
 __all__ = ["Settings", "config_error_message", "get_settings"]
 
+_DATABASE_URL_FORMS = "use sqlite+aiosqlite:///path/to/file.db or postgresql://user:password@host:port/database"
+_DEV_SECRET = "agentflow-development-secret-not-for-production"  # noqa: S105 - refused in prod
+_PLACEHOLDER_SECRETS = frozenset({_DEV_SECRET, "changeme" * 4, "change-me" * 4, "x" * 32})
 _RATE = r"^\s*\d+\s*(/|\s+per\s+)\s*(\d+\s+)?(second|minute|hour|day)s?\s*$"
 
 
@@ -39,12 +46,21 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=65536, ge=1024)
+    max_header_bytes: int = Field(default=16384, ge=1024)
+    max_header_count: int = Field(default=100, ge=16)
     forwarded_allow_ips: str = "127.0.0.1"
 
     # --- rate limiting ------------------------------------------------------------------------
     rate_limit_submit: str = Field(default="30/minute", pattern=_RATE)
     rate_limit_default: str = Field(default="600/minute", pattern=_RATE)
     redis_url: str | None = None
+
+    # --- authentication and quotas --------------------------------------------------------------
+    auth: Literal["required", "off"] | None = Field(
+        default=None, description="required | off; default: required when AGENTFLOW_ENV=prod, else off"
+    )
+    secret_key: SecretStr | None = Field(default=None, description="Server secret keying the API-key hashes.")
+    max_queued_per_key: int = Field(default=1000, ge=1)
 
     # --- storage and execution ----------------------------------------------------------------
     database_url: str = "sqlite+aiosqlite:///./data/agentflow.db"
@@ -57,6 +73,11 @@ class Settings(BaseSettings):
     max_concurrent_workflows: int = Field(default=64, ge=1, le=100_000)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     workflow_timeout: float = Field(default=600.0, gt=0)
+
+    # --- result cache -------------------------------------------------------------------------
+    cache_ttl: float = Field(
+        default=7 * 24 * 3600.0, ge=0, description="Seconds a completed result is served from the cache; 0 = off"
+    )
 
     # --- models -------------------------------------------------------------------------------
     openai_api_key: SecretStr | None = Field(
@@ -82,6 +103,10 @@ class Settings(BaseSettings):
     llm_temperature: float = Field(default=0.2, ge=0, le=2)
     openai_max_concurrency: int = Field(default=16, ge=1)
     openai_rpm: int | None = Field(default=None, ge=1)
+    model_prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description='JSON {"model": {"input": 0.15, "cached_input": 0.075, "output": 0.6}} in USD per 1M tokens',
+    )
 
     # --- search providers ---------------------------------------------------------------------
     tavily_api_key: SecretStr | None = Field(
@@ -107,6 +132,17 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(f"not a database URL; {_DATABASE_URL_FORMS}") from None
+        if url.get_backend_name() == "postgresql" or url.drivername == "sqlite+aiosqlite":
+            return value
+        raise ValueError(f"unsupported database driver {url.drivername!r}; {_DATABASE_URL_FORMS}")
+
     @field_validator("openai_api_key", "tavily_api_key", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
@@ -116,6 +152,10 @@ class Settings(BaseSettings):
     def _refuse_unsafe_production(self) -> Settings:
         if self.env == "prod" and "*" in self.cors_origins:
             raise ValueError("AGENTFLOW_CORS_ORIGINS may not be '*' when AGENTFLOW_ENV=prod")
+        if self.env == "prod":
+            secret = self.secret_key.get_secret_value() if self.secret_key else ""
+            if len(secret) < 32 or secret in _PLACEHOLDER_SECRETS:
+                raise ValueError("AGENTFLOW_SECRET_KEY must be set to 32+ random characters when AGENTFLOW_ENV=prod")
         if self.executor == "queue" and not self.is_postgres:
             raise ValueError("AGENTFLOW_EXECUTOR=queue needs a PostgreSQL AGENTFLOW_DATABASE_URL")
         return self
@@ -124,6 +164,16 @@ class Settings(BaseSettings):
         """An agent role's model: ``AGENTFLOW_MODEL_<ROLE>``, else the workflow's default, else ``AGENTFLOW_MODEL``."""
         specific: str | None = getattr(self, f"model_{role}", None)
         return specific or default or self.model
+
+    @property
+    def auth_required(self) -> bool:
+        """Whether every protected route needs an API key (``AGENTFLOW_AUTH``, by default in prod)."""
+        return (self.auth or ("required" if self.env == "prod" else "off")) == "required"
+
+    @property
+    def key_secret(self) -> bytes:
+        """The key-hash secret; outside prod a fixed development value stands in when unset."""
+        return (self.secret_key.get_secret_value() if self.secret_key else _DEV_SECRET).encode()
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,7 +1,8 @@
 """Logging set-up: one JSON object per stdout line (or a console format for people).
 
 Every record carries ``correlation_id`` and, inside a workflow, ``workflow_id``,
-``workflow_type`` and ``node`` from ``agents.context``; a redaction pass keeps API keys and
+``workflow_type`` and ``node`` from ``agents.context`` (and, while tracing, the current span's
+``trace_id`` and ``span_id``); a redaction pass keeps API keys and
 bearer tokens out of every line, tracebacks included. uvicorn's own loggers are routed through
 the same handler so nothing the server prints is anything but JSON.
 """
@@ -12,11 +13,11 @@ import logging
 import re
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
-from agents import context
+from agents import context, telemetry
 
 __all__ = ["configure_logging", "install_context_fields", "redact", "uvicorn_log_config"]
 
@@ -61,6 +62,9 @@ def _record_with_context(*args: Any, **kwargs: Any) -> logging.LogRecord:
         value = getattr(context, name).get()
         if value is not None:
             setattr(record, name, value)
+    ids = telemetry.current_ids()
+    if ids is not None:
+        record.trace_id, record.span_id = ids
     return record
 
 
@@ -136,9 +140,9 @@ _RESERVED = [
 ]  # fmt: skip
 
 
-def configure_logging(level: str = "INFO", log_format: str = "json") -> None:
-    """Route the root, agentflow and uvicorn loggers to one stdout handler."""
-    handler = logging.StreamHandler(sys.stdout)
+def configure_logging(level: str = "INFO", log_format: str = "json", *, stream: TextIO | None = None) -> None:
+    """Route the root, agentflow and uvicorn loggers to one handler on ``stream`` (stdout)."""
+    handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(_formatter(log_format))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -150,7 +154,7 @@ def configure_logging(level: str = "INFO", log_format: str = "json") -> None:
     # uvicorn's access logger is replaced by our own access line (with duration and request id).
     logging.getLogger("uvicorn.access").disabled = True
     # Client libraries log every HTTP request at INFO; our llm_call / node lines say it better.
-    for noisy in ("httpx", "httpx2", "httpcore", "openai", "arxiv", "aiosqlite", "asyncio"):
+    for noisy in ("httpx", "httpx2", "httpcore", "openai", "arxiv", "aiosqlite", "asyncio", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 

@@ -78,6 +78,8 @@ def _plan(bench: Bench, only: set[str]) -> dict[str, dict[str, str | int] | None
         plan["info"] = {"log_level": "INFO"}
     if "B2" in only:
         plan["b2"] = {"max_concurrent_workflows": max(total, 64), "openai_max_concurrency": total}
+    if "B6" in only:
+        plan["b6"] = {}
     if "B4" in only:
         # One run at a time against a 30 s upstream: submitted runs queue as idle tasks and
         # take no CPU from the submit path being measured (see README, B4).
@@ -141,8 +143,8 @@ def _run_all(bench: Bench, only: set[str], rows: list[Row], log: Log) -> None:
         _guarded(rows, "B2", lambda: bench.b2_concurrency(b2), log)
     if "B4" in only and (b4 := need("b4", {"B4"})) is not None and (bare := need("bare", {"B4"})) is not None:
         _guarded(rows, "B4", lambda: bench.b4_submit_throughput(b4, bare), log)
-    if "B6" in only:
-        rows += bench.b6_cache_hit()
+    if "B6" in only and (b6 := need("b6", {"B6"})) is not None:
+        _guarded(rows, "B6", lambda: bench.b6_cache(b6), log)
     if "B9" in only:
         _guarded(rows, "B9", lambda: b9_workers(bench), log)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -25,6 +25,7 @@ class BareRequest(BaseModel):
     max_iterations: int = Field(default=3, ge=1, le=5)
     score_threshold: float = Field(default=8, ge=0, le=10)
     max_tokens_budget: int | None = Field(default=None, ge=1)
+    cache: Literal["use", "bypass", "refresh"] = "use"
 
 
 class BareAccepted(BaseModel):

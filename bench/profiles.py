@@ -33,6 +33,11 @@ class Profile:
     # B9: a burst of b9_runs at L = 1 s through 1, 2 and 4 queue workers of b9_concurrency slots each.
     b9_runs: int = 192
     b9_concurrency: int = 16
+    # B6: sequential repeats of one cached request (after a warm-up), then a burst of identical submits.
+    b6_warmup: float = 0.5
+    b6_duration: float = 3.0
+    b6_flight_runs: int = 50
+    b6_flight_latency: float = 0.5
     b3_concurrency: int = 64
     b4_concurrency: int = 32
     b4_latency: float = 30.0
@@ -73,6 +78,8 @@ QUICK = Profile(
     b4_duration=1.5,
     b5_duration=1.5,
     b7_settle=0.5,
+    b6_warmup=0.2,
+    b6_duration=1.0,
     b9_runs=8,
     b9_concurrency=4,
 )

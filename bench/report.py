@@ -29,7 +29,6 @@ ANCHORS = {
     "B9": "original platform and LangGraph dev server: one process, no workers to add",
 }
 PENDING_MARKERS = {
-    "B6": "pending (no result cache yet)",
     "research": "pending (research workflow not available)",
 }
 

@@ -7,18 +7,23 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 from agents import context
 from agents.providers import Providers
 from agents.providers.usage import Usage
 
 __all__ = [
+    "STORABLE",
+    "CacheOption",
+    "CachePolicy",
     "ModelName",
+    "StorableText",
     "TokenBudget",
     "Topic",
     "WorkflowSpec",
@@ -27,16 +32,53 @@ __all__ = [
     "resolve_models",
     "result_in_state",
     "topic_input",
+    "unstorable",
 ]
 
+
+def unstorable(text: str) -> str | None:
+    """Why a database could not store ``text`` (PostgreSQL refuses NUL and unpaired surrogates), or None."""
+    if "\x00" in text:
+        return "Text must not contain NUL (U+0000)."
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "Text must not contain unpaired surrogates (U+D800 to U+DFFF)."
+    return None
+
+
+def _storable(text: str) -> str:
+    reason = unstorable(text)
+    if reason is not None:
+        raise PydanticCustomError("string_unstorable", reason)
+    return text
+
+
+#: Refuses text a store cannot hold, so a request gets a 422 naming the field rather than a 500 later.
+STORABLE = AfterValidator(_storable)
+#: Text every store can hold: request strings are this (constrained ones end with ``STORABLE``).
+StorableText = Annotated[str, STORABLE]
 #: What a workflow is about: 1–4000 characters once surrounding whitespace is trimmed.
-Topic = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+Topic = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000), STORABLE]
 #: An optional cap on the tokens a run may spend (``max_tokens_budget`` in requests).
 TokenBudget = Annotated[
     int | None, Field(ge=1, description="Stop with budget_exceeded once this many tokens were spent.")
 ]
 #: A model name a request may choose for one agent role.
-ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), STORABLE]
+#: How a submit uses the result cache (every request model has a ``cache: CacheOption = "use"``).
+CachePolicy = Literal["use", "bypass", "refresh"]
+CacheOption = Annotated[
+    CachePolicy,
+    Field(
+        description=(
+            '"use": answer from a fresh cached result of an identical request, or join an identical run in '
+            'flight; "bypass": run, and neither read nor write the cache; "refresh": run, and replace the '
+            "cached result."
+        )
+    ),
+]
 
 logger = logging.getLogger("agentflow.workflow")
 
@@ -118,3 +160,8 @@ class WorkflowSpec:
     partial_result: Callable[[Mapping[str, Any]], dict[str, Any] | None]
     progress: Callable[[str, Mapping[str, Any]], dict[str, Any]]
     required_providers: Callable[[BaseModel, Providers], None]
+
+    def __post_init__(self) -> None:
+        # The result cache reads the policy from every request: one shared field, never forgotten.
+        if "cache" not in self.request_model.model_fields:
+            raise TypeError(f'{self.request_model.__name__} needs a `cache: CacheOption = "use"` field')

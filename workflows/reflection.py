@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agents.providers import Providers
 from agents.reflection import CritiqueAgent, DraftAgent, ReviseAgent
 from workflows.base import (
+    CacheOption,
     ModelName,
     TokenBudget,
     Topic,
@@ -62,6 +63,7 @@ class ReflectionRequest(BaseModel):
     score_threshold: float = Field(default=8, ge=0, le=10, description="Stop once a critique scores this high.")
     models: ReflectionModels | None = Field(default=None, description="Model per role, overriding the defaults.")
     max_tokens_budget: TokenBudget = None
+    cache: CacheOption = "use"
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,10 @@ collect_sources → synthesize → verify_citations → [critique → revise →
 
 A search that fails comes back as a source error, not a failed run. With no source retrieved
 the run completes with ``abstained: true`` and never asks a model to write an unsourced report.
-Every citation in the final report points at a retrieved source; anything else is removed and
-listed in ``removed_citations``.
+Every node that writes report text (synthesize, revise) is followed by verify_citations: the
+report keeps only ``[S#]`` citations of retrieved sources, anything else is removed and listed in
+``removed_citations``, and sentences left with no citation are listed in ``unsupported_claims``
+(and dropped from the report if the request asks for it).
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ from langgraph.types import Send
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from agents import citations
+from agents.citations import UnsupportedPolicy
 from agents.errors import ProviderNotConfigured, UpstreamError
 from agents.providers import Providers
 from agents.providers.search import SearchProvider
 from agents.reflection import CritiqueAgent
 from agents.research import PlannerAgent, ReportReviserAgent, SynthesizerAgent
 from workflows.base import (
+    CacheOption,
     ModelName,
     TokenBudget,
     Topic,
@@ -87,8 +91,17 @@ class ResearchRequest(BaseModel):
     max_queries: int = Field(default=3, ge=1, le=8, description="Most search queries per source.")
     max_results_per_query: int = Field(default=5, ge=1, le=20, description="Most results per search query.")
     reflect: bool = Field(default=False, description="Critique the report once and revise it if needed.")
+    unsupported_claims: UnsupportedPolicy = Field(
+        default="flag",
+        description=(
+            "What to do with a sentence of the report whose only citations were removed because they were not "
+            'retrieved sources: "flag" keeps it, "drop" removes it from the report. Either way it is listed in '
+            "the result's unsupported_claims."
+        ),
+    )
     models: ResearchModels | None = Field(default=None, description="Model per role, overriding the defaults.")
     max_tokens_budget: TokenBudget = None
+    cache: CacheOption = "use"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +118,7 @@ class ResearchContext:
     max_queries: int
     max_results: int
     reflect: bool
+    unsupported_claims: UnsupportedPolicy = "flag"
 
 
 class SearchTask(TypedDict):
@@ -125,6 +139,7 @@ class ResearchState(TypedDict, total=False):
     report: str
     citations: dict[str, int]
     removed_citations: Annotated[list[str], operator.add]
+    unsupported_claims: list[str]  # of the latest verified report only: a revision replaces them
     critique: dict[str, Any]
     revised: bool
     usage: Annotated[dict[str, Any], add_usage]
@@ -222,10 +237,23 @@ async def synthesize(state: ResearchState, runtime: Runtime[ResearchContext]) ->
 
 @instrumented("verify_citations")
 async def verify_citations(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict[str, Any]:
-    text, counts, removed = citations.verify_citations(state["draft"], state["sources"])
-    if removed:
-        logger.info("removed unretrieved citations", extra={"event": "citations_removed", "removed": removed})
-    return {"report": text, "citations": counts, "removed_citations": removed}
+    policy = runtime.context.unsupported_claims
+    verified = citations.verify_citations(state["draft"], state["sources"], unsupported=policy)
+    if verified.removed:
+        logger.info("removed unretrieved citations", extra={"event": "citations_removed", "removed": verified.removed})
+    if verified.unsupported:
+        logger.info(
+            "%s unsupported claims (%s)",
+            len(verified.unsupported),
+            "dropped" if policy == "drop" else "flagged",
+            extra={"event": "unsupported_claims", "count": len(verified.unsupported)},
+        )
+    return {
+        "report": verified.text,
+        "citations": verified.citations,
+        "removed_citations": verified.removed,
+        "unsupported_claims": verified.unsupported,
+    }
 
 
 @instrumented("critique")
@@ -275,6 +303,7 @@ def build_result(state: Mapping[str, Any]) -> dict[str, Any]:
         "sources": sources,
         "citations": state.get("citations") or {},
         "removed_citations": list(dict.fromkeys(state.get("removed_citations") or [])),
+        "unsupported_claims": state.get("unsupported_claims") or [],
         "queries": state.get("queries") or [],
         "abstained": abstained,
         "explanation": explanation,
@@ -347,6 +376,7 @@ def _context(request: BaseModel, providers: Providers, defaults: Mapping[str, st
         max_queries=request.max_queries,
         max_results=request.max_results_per_query,
         reflect=request.reflect,
+        unsupported_claims=request.unsupported_claims,
     )
 
 
@@ -355,7 +385,7 @@ def _partial_result(state: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def _progress(node: str, state: Mapping[str, Any]) -> dict[str, Any]:
-    return {"node": node, "iteration": 1 if state.get("revised") else 0}
+    return {"node": node, "iteration": 1 if state.get("revised") else 0, "sources": len(state.get("sources") or [])}
 
 
 def _required(request: BaseModel, providers: Providers) -> None:

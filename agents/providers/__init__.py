@@ -1,4 +1,8 @@
-"""Provider clients (OpenAI-compatible chat, Tavily, arXiv), each with its limits and retries."""
+"""Provider clients (OpenAI-compatible chat, Tavily, arXiv), each with its limits and retries.
+
+Limits are per process; with ``redis_url`` in a config, arXiv's spacing and the RPM caps also
+hold across every process sharing that Redis (``shared_limits``).
+"""
 
 from __future__ import annotations
 
@@ -6,21 +10,22 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 from agents.providers.arxiv_search import ArxivConfig, ArxivSearch
-from agents.providers.openai_chat import ChatProvider, LLMUsage, OpenAIConfig
+from agents.providers.openai_chat import ChatProvider, OpenAIConfig
 from agents.providers.search import SearchHit, SearchProvider
 from agents.providers.tavily_search import TavilyConfig, TavilySearch
+from agents.providers.usage import Usage
 
 __all__ = [
     "ArxivConfig",
     "ArxivSearch",
     "ChatProvider",
-    "LLMUsage",
     "OpenAIConfig",
     "Providers",
     "SearchHit",
     "SearchProvider",
     "TavilyConfig",
     "TavilySearch",
+    "Usage",
 ]
 
 

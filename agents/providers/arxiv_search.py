@@ -1,10 +1,14 @@
 """The arXiv search provider: the ``arxiv`` package, off the event loop, one polite request at a time.
 
 arXiv's terms of use ask for a single connection at a time and a pause between requests, so every
-request in the process passes one ``RequestSpacing`` guard: at most one request in flight, and at
-least ``min_interval`` seconds from the end of one request to the start of the next. The library's
-own pacing and retries are switched off (``delay_seconds=0``, ``num_retries=0``); ``call_with_retries``
-is the only retry layer, and every HTTP request carries a timeout (the library sets none).
+request passes one ``RequestSpacing`` guard: at most one request in flight, and at least
+``min_interval`` seconds from the end of one request to the start of the next. Without
+``redis_url`` that holds within the process; with it, also across every process sharing that
+Redis (``shared_limits.SharedSpacing``: a lock held for the request, then a cooldown key), with
+the per-process guard still in force and standing alone while Redis is unreachable. The gate's
+429 pause is per process either way. The library's own pacing and retries are switched off
+(``delay_seconds=0``, ``num_retries=0``); ``call_with_retries`` is the only retry layer, and
+every HTTP request carries a timeout (the library sets none).
 """
 
 from __future__ import annotations
@@ -20,18 +24,13 @@ from typing import Any, TypeVar
 import arxiv
 import requests
 
-from agents.errors import (
-    UpstreamBadResponse,
-    UpstreamError,
-    UpstreamRateLimited,
-    UpstreamTimeout,
-    UpstreamUnavailable,
-)
+from agents.providers.error_map import MalformedResponse
 from agents.providers.gate import ProviderGate
-from agents.providers.retry import RetryPolicy, call_with_retries, parse_retry_after
+from agents.providers.retry import RetryPolicy, call_with_retries
 from agents.providers.search import SearchHit
+from agents.providers.shared_limits import KEY_PREFIX, SharedSpacing, SharedTurn
 
-__all__ = ["ArxivConfig", "ArxivSearch", "RequestSpacing", "classify_arxiv_error"]
+__all__ = ["ArxivConfig", "ArxivSearch", "RequestSpacing"]
 
 logger = logging.getLogger("agentflow.upstream")
 T = TypeVar("T")
@@ -39,7 +38,8 @@ T = TypeVar("T")
 MAX_QUERY_CHARS = 300
 MAX_SNIPPET_CHARS = 1200
 _VERSION = re.compile(r"v\d+$")
-_RETRYABLE_STATUS = {408, 409}
+#: Seconds a turn outlives a dead holder, beyond the request's own timeout.
+HOLD_MARGIN = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +53,9 @@ class ArxivConfig:
         max_retries: retries after the first attempt, for retryable failures.
         call_deadline: total seconds one search may take, waiting in line included: with a
             3-second interval a busy process queues, so this is generous on purpose.
+        redis_url: the Redis that makes the spacing hold across processes; None keeps it
+            per process.
+        redis_key_prefix: first segment of every Redis key (``agentflow:arxiv:lock``, ...).
     """
 
     api_url: str = "https://export.arxiv.org/api/query"
@@ -60,20 +63,25 @@ class ArxivConfig:
     min_interval: float = 3.0
     max_retries: int = 2
     call_deadline: float = 600.0
+    redis_url: str | None = None
+    redis_key_prefix: str = KEY_PREFIX
 
 
 class RequestSpacing:
-    """Process-wide request etiquette: one request in flight, ``min_interval`` seconds apart.
+    """Request etiquette: one request in flight, ``min_interval`` seconds apart.
 
-    The lock is released when the worker thread finishes, not when the awaiting coroutine
-    stops waiting: a caller cancelled by a timeout cannot let the next request start while
-    its own is still on the wire.
+    Within the process always; across processes too when given a ``SharedSpacing``. The turn
+    is handed on when the worker thread finishes, not when the awaiting coroutine stops
+    waiting: a caller cancelled by a timeout cannot let the next request start, here or
+    elsewhere, while its own is still on the wire.
     """
 
-    def __init__(self, min_interval: float) -> None:
+    def __init__(self, min_interval: float, *, shared: SharedSpacing | None = None) -> None:
         self.min_interval = min_interval
+        self.shared = shared
         self._lock = asyncio.Lock()
         self._last_end: float | None = None
+        self._holders: set[asyncio.Task[None]] = set()
 
     async def run(self, fn: Callable[[], T]) -> T:
         """Run the blocking ``fn`` in a thread once it is this request's turn."""
@@ -83,20 +91,38 @@ class RequestSpacing:
                 wait = self._last_end + self.min_interval - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
-            worker = asyncio.ensure_future(asyncio.to_thread(fn))
+            turn = await self.shared.acquire() if self.shared is not None else None
         except BaseException:
             self._lock.release()
             raise
-        worker.add_done_callback(self._finished)
+        worker = asyncio.ensure_future(asyncio.to_thread(fn))
+        holder = asyncio.ensure_future(self._hold(worker, turn))
+        self._holders.add(holder)
+        holder.add_done_callback(self._holders.discard)
         return await asyncio.shield(worker)
 
-    def _finished(self, worker: asyncio.Future[Any]) -> None:
-        self._last_end = time.monotonic()
-        self._lock.release()
+    async def _hold(self, worker: asyncio.Future[Any], turn: SharedTurn | None) -> None:
+        """Keep the turn until the thread ends, then hand it on."""
+        try:
+            if turn is not None:
+                await turn.hold_while(worker)
+            await asyncio.wait({worker})
+        finally:
+            self._last_end = time.monotonic()
+            if worker.done() and not worker.cancelled():
+                worker.exception()  # its caller may have gone: the error is theirs, not the loop's
+            try:
+                if turn is not None:
+                    await turn.release()
+            finally:
+                self._lock.release()
 
-
-class _MalformedFeed(Exception):
-    """arXiv answered 200 with a body that is not an Atom feed."""
+    async def aclose(self) -> None:
+        """Wait for requests still on the wire to hand their turn on, then close Redis."""
+        if self._holders:
+            await asyncio.gather(*self._holders, return_exceptions=True)
+        if self.shared is not None:
+            await self.shared.aclose()
 
 
 def _drain_and_raise(response: Any, *args: Any, **kwargs: Any) -> None:
@@ -142,39 +168,11 @@ class _Client(arxiv.Client):  # type: ignore[misc]  # arxiv ships no type hints
     def first_page(self, search: arxiv.Search, max_results: int) -> list[arxiv.Result]:
         feed = self._parse_feed(self._format_url(search, 0, max_results), first_page=True)
         if feed.malformed:
-            raise _MalformedFeed(str(feed.error))
+            raise MalformedResponse(str(feed.error))  # 200, but not an Atom feed
         return list(feed.results)
 
     def close(self) -> None:
         self._session.close()
-
-
-def _by_status(status: int, retry_after: float | None) -> UpstreamError:
-    if status == 429:
-        return UpstreamRateLimited(
-            "arXiv rate-limited us", provider="arxiv", http_status=status, retry_after=retry_after
-        )
-    if status in _RETRYABLE_STATUS or status >= 500:
-        return UpstreamUnavailable(
-            f"arXiv answered {status}", provider="arxiv", http_status=status, retry_after=retry_after
-        )
-    return UpstreamBadResponse(f"arXiv refused the query ({status})", provider="arxiv", http_status=status)
-
-
-def classify_arxiv_error(exc: BaseException) -> UpstreamError | None:
-    """Map a ``requests``/``arxiv`` exception to our upstream error classes."""
-    if isinstance(exc, requests.exceptions.Timeout):
-        return UpstreamTimeout("arXiv did not answer in time", provider="arxiv")
-    if isinstance(exc, requests.exceptions.HTTPError) and exc.response is not None:
-        return _by_status(exc.response.status_code, parse_retry_after(exc.response.headers))
-    if isinstance(exc, arxiv.HTTPError):
-        return _by_status(exc.status, None)
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return UpstreamUnavailable("could not reach arXiv", provider="arxiv")
-    if isinstance(exc, requests.exceptions.RequestException | arxiv.ArxivError | _MalformedFeed):
-        # A truncated or garbled feed is usually a transient transport fault: worth a retry.
-        return UpstreamBadResponse("arXiv sent a malformed response", provider="arxiv", retryable=True)
-    return None
 
 
 def _hit(result: arxiv.Result) -> SearchHit:
@@ -191,14 +189,26 @@ def _hit(result: arxiv.Result) -> SearchHit:
 
 
 class ArxivSearch:
-    """arXiv search through one shared ``arxiv.Client`` and one spacing guard per process."""
+    """arXiv search through one shared ``arxiv.Client`` and one spacing guard per process
+    (joined with every other process's when ``redis_url`` is set)."""
 
     name = "arxiv"
 
     def __init__(self, config: ArxivConfig) -> None:
         self.config = config
         self.gate = ProviderGate("arxiv", max_concurrency=1)  # shares a 429 pause; spacing does the rest
-        self.spacing = RequestSpacing(config.min_interval)
+        shared = (
+            SharedSpacing(
+                "arxiv",
+                redis_url=config.redis_url,
+                min_interval=config.min_interval,
+                hold_for=config.timeout + HOLD_MARGIN,
+                key_prefix=config.redis_key_prefix,
+            )
+            if config.redis_url
+            else None
+        )
+        self.spacing = RequestSpacing(config.min_interval, shared=shared)
         self.policy = RetryPolicy(max_attempts=config.max_retries + 1, max_delay=10.0, deadline=config.call_deadline)
         self._client = _Client(query_url_format=f"{config.api_url}?{{}}", timeout=config.timeout)
 
@@ -217,10 +227,12 @@ class ArxivSearch:
             lambda: self.spacing.run(lambda: self._client.first_page(search, max_results)),
             gate=self.gate,
             policy=self.policy,
-            classify=classify_arxiv_error,
         )
         return [_hit(result) for result in results]
 
     async def aclose(self) -> None:
-        """Close the HTTP connection pool."""
-        self._client.close()
+        """Let a request still on the wire finish, then close Redis and the HTTP connection pool."""
+        try:
+            await self.spacing.aclose()
+        finally:
+            self._client.close()

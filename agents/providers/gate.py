@@ -11,6 +11,12 @@ mechanisms work together:
   the threshold (a quick climb) and a fraction of one beyond it (a careful one). After a pause
   the gate probes the provider with one call instead of releasing a burst that earns another
   round of 429s.
+
+What is per process and what is global: the concurrency cap, the pause and the adaptive limit
+are per process (each process backs off on the 429s it sees). The RPM cap is per process too,
+unless the gate is given ``redis_url``: then it also holds across every process sharing that
+Redis (``shared_limits.SharedRateLimit``), with the per-process cap still in force, and
+standing alone while Redis is unreachable.
 """
 
 from __future__ import annotations
@@ -21,17 +27,42 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from agents.providers.shared_limits import KEY_PREFIX, SharedRateLimit
+
 __all__ = ["ProviderGate"]
 
 
 class ProviderGate:
+    """The calls to one provider from one process: concurrency, RPM and 429 back-off.
+
+    Args:
+        name: the provider (``openai``, ``tavily``, ``arxiv``), also the Redis key namespace.
+        max_concurrency: calls in flight at once in this process.
+        rpm: optional cap on calls started per minute.
+        redis_url: when given with ``rpm``, the cap also holds across processes sharing it.
+        redis_key_prefix: first segment of every Redis key.
+    """
+
     #: Seconds within which further 429s count as the same burst.
     DECREASE_SPACING = 1.0
 
-    def __init__(self, name: str, *, max_concurrency: int, rpm: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        max_concurrency: int,
+        rpm: int | None = None,
+        redis_url: str | None = None,
+        redis_key_prefix: str = KEY_PREFIX,
+    ) -> None:
         self.name = name
         self.max_concurrency = max_concurrency
         self.rpm = rpm
+        self.shared_rpm = (
+            SharedRateLimit(name, rpm, redis_url=redis_url, window=60, key_prefix=redis_key_prefix)
+            if rpm is not None and redis_url
+            else None
+        )
         self._limit = float(max_concurrency)
         self._threshold = float(max_concurrency)
         self._in_flight = 0
@@ -106,6 +137,13 @@ class ProviderGate:
                 while self._starts and now - self._starts[0] >= 60.0:
                     self._starts.popleft()
                 if len(self._starts) < self.rpm:
-                    self._starts.append(now)
-                    return
+                    break
                 await asyncio.sleep(60.0 - (now - self._starts[0]) + 0.001)
+            if self.shared_rpm is not None:
+                await self.shared_rpm.acquire()  # False (Redis away): the local cap alone decides
+            self._starts.append(time.monotonic())
+
+    async def aclose(self) -> None:
+        """Close the shared limit's Redis connections, if any."""
+        if self.shared_rpm is not None:
+            await self.shared_rpm.aclose()

@@ -2,7 +2,10 @@
 
 Works with any OpenAI-compatible server (``OPENAI_BASE_URL``). Structured output uses
 ``json_schema`` or, for servers without it, ``function_calling``. Every call reports its token
-usage and logs one ``event=llm_call`` line with model, tokens and duration.
+usage (cached prompt tokens included, priced by the process's ``PriceTable``), counts its tokens
+and cost per model in the Prometheus metrics, and logs one ``event=llm_call`` line with model,
+tokens and duration. The concurrency cap
+is per process; the optional RPM cap holds across processes when ``redis_url`` is set.
 """
 
 from __future__ import annotations
@@ -10,37 +13,40 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
 import httpx2
-import openai
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_openai import ChatOpenAI
 from openai import DefaultAioHttpClient
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from agents.errors import (
-    ProviderNotConfigured,
-    UpstreamBadResponse,
-    UpstreamError,
-    UpstreamRateLimited,
-    UpstreamTimeout,
-    UpstreamUnavailable,
-)
+from agents.errors import ProviderNotConfigured
+from agents.metrics import metrics, model_label
 from agents.providers.gate import ProviderGate
-from agents.providers.pricing import estimate_cost
-from agents.providers.retry import RetryPolicy, call_with_retries, parse_retry_after
+from agents.providers.pricing import ModelPrice, PriceTable
+from agents.providers.retry import RetryPolicy, call_with_retries
+from agents.providers.shared_limits import KEY_PREFIX
+from agents.providers.usage import Usage
 
-__all__ = ["ChatProvider", "ChatResult", "LLMUsage", "OpenAIConfig", "StructuredResult"]
+__all__ = ["ChatProvider", "ChatResult", "OpenAIConfig", "StructuredResult"]
 
 logger = logging.getLogger("agentflow.llm")
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
-_RETRYABLE_STATUS = {408, 409, 429}
 
 
 @dataclass(frozen=True, slots=True)
 class OpenAIConfig:
+    """How to reach the chat-model server and how hard to push it.
+
+    ``max_concurrency`` is per process. ``rpm`` (calls started per minute) is per process too,
+    unless ``redis_url`` is set: then it also holds across every process sharing that Redis,
+    under keys that start with ``redis_key_prefix``. ``model_prices`` override or extend the
+    built-in price list (``AGENTFLOW_MODEL_PRICES``).
+    """
+
     api_key: str | None
     base_url: str
     timeout: float = 60.0
@@ -53,52 +59,15 @@ class OpenAIConfig:
     call_deadline: float = 180.0
     retry_base_delay: float = 0.5
     retry_max_delay: float = 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class LLMUsage:
-    """Token usage of one or more calls."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    llm_calls: int = 0
-    est_cost_usd: float = 0.0
-
-    def __add__(self, other: LLMUsage) -> LLMUsage:
-        return LLMUsage(
-            self.input_tokens + other.input_tokens,
-            self.output_tokens + other.output_tokens,
-            self.llm_calls + other.llm_calls,
-            self.est_cost_usd + other.est_cost_usd,
-        )
-
-    @property
-    def total_tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "llm_calls": self.llm_calls,
-            "est_cost_usd": round(self.est_cost_usd, 6),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> LLMUsage:
-        data = data or {}
-        return cls(
-            int(data.get("input_tokens", 0)),
-            int(data.get("output_tokens", 0)),
-            int(data.get("llm_calls", 0)),
-            float(data.get("est_cost_usd", 0.0)),
-        )
+    redis_url: str | None = None
+    redis_key_prefix: str = KEY_PREFIX
+    model_prices: Mapping[str, ModelPrice] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ChatResult:
     text: str
-    usage: LLMUsage
+    usage: Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +76,34 @@ class StructuredResult(Generic[SchemaT]):
 
     value: SchemaT | None
     error: str | None
-    usage: LLMUsage
+    usage: Usage
+
+
+def _token_counts(message: AIMessage | None) -> tuple[int, int, int]:
+    """(input, cached input, output) tokens from langchain's ``usage_metadata``.
+
+    The cached part is OpenAI's ``prompt_tokens_details.cached_tokens``, which langchain-openai
+    reports as ``input_token_details.cache_read``.
+    """
+    metadata = message.usage_metadata if message is not None else None
+    if not metadata:
+        return 0, 0, 0
+    details = metadata.get("input_token_details") or {}
+    return int(metadata["input_tokens"]), int(details.get("cache_read") or 0), int(metadata["output_tokens"])
+
+
+def _call_attributes(model: str) -> dict[str, Any]:
+    return {"gen_ai.system": "openai", "gen_ai.request.model": model}
+
+
+def _answer_attributes(message: AIMessage) -> dict[str, Any]:
+    input_tokens, cached_tokens, output_tokens = _token_counts(message)
+    return {
+        "gen_ai.response.model": (message.response_metadata or {}).get("model_name"),
+        "gen_ai.usage.input_tokens": input_tokens,
+        "gen_ai.usage.cached_input_tokens": cached_tokens,
+        "gen_ai.usage.output_tokens": output_tokens,
+    }
 
 
 def _describe_invalid(exc: Exception) -> str:
@@ -118,44 +114,25 @@ def _describe_invalid(exc: Exception) -> str:
     return f"unreadable answer: {exc}"
 
 
-def classify_openai_error(exc: BaseException) -> UpstreamError | None:
-    """Map an OpenAI SDK / transport exception to our upstream error classes."""
-    if isinstance(exc, openai.APITimeoutError):
-        return UpstreamTimeout("the model did not answer in time", provider="openai")
-    if isinstance(exc, openai.APIConnectionError):
-        return UpstreamUnavailable("could not reach the model server", provider="openai")
-    if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        retry_after = parse_retry_after(exc.response.headers)
-        if status == 429:
-            return UpstreamRateLimited(
-                "the model server rate-limited us", provider="openai", http_status=status, retry_after=retry_after
-            )
-        if status in _RETRYABLE_STATUS or status >= 500:
-            return UpstreamUnavailable(
-                f"the model server answered {status}", provider="openai", http_status=status, retry_after=retry_after
-            )
-        return UpstreamBadResponse(
-            f"the model server refused the request ({status})", provider="openai", http_status=status
-        )
-    if isinstance(exc, openai.APIResponseValidationError | json.JSONDecodeError | httpx2.HTTPError):
-        # A truncated or garbled body is usually a transient transport fault: worth a retry.
-        return UpstreamBadResponse("the model server sent a malformed response", provider="openai", retryable=True)
-    return None
-
-
 class ChatProvider:
     """Process-wide access to chat models; one gate shared by every workflow."""
 
     def __init__(self, config: OpenAIConfig) -> None:
         self.config = config
-        self.gate = ProviderGate("openai", max_concurrency=config.max_concurrency, rpm=config.rpm)
+        self.gate = ProviderGate(
+            "openai",
+            max_concurrency=config.max_concurrency,
+            rpm=config.rpm,
+            redis_url=config.redis_url,
+            redis_key_prefix=config.redis_key_prefix,
+        )
         self.policy = RetryPolicy(
             max_attempts=config.max_retries + 1,
             base_delay=config.retry_base_delay,
             max_delay=config.retry_max_delay,
             deadline=config.call_deadline,
         )
+        self.prices = PriceTable(config.model_prices)
         self._models: dict[str, ChatOpenAI] = {}
         self._structured: dict[str, dict[str, Any]] = {}
         self._http: httpx2.AsyncClient | None = None
@@ -206,19 +183,26 @@ class ChatProvider:
         return self._http
 
     async def aclose(self) -> None:
-        """Close the shared connection pool."""
+        """Close the shared connection pool and the gate's Redis connections."""
         self._models.clear()
         self._structured.clear()
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        try:
+            if self._http is not None:
+                await self._http.aclose()
+                self._http = None
+        finally:
+            await self.gate.aclose()
 
     async def complete(self, *, model: str, messages: list[BaseMessage]) -> ChatResult:
         """Plain text completion."""
         chat = self.model(model)
         started = time.perf_counter()
         message = await call_with_retries(
-            lambda: chat.ainvoke(messages), gate=self.gate, policy=self.policy, classify=classify_openai_error
+            lambda: chat.ainvoke(messages),
+            gate=self.gate,
+            policy=self.policy,
+            attributes=_call_attributes(model),
+            describe=_answer_attributes,
         )
         usage = self._usage(model, message)
         self._log_call(model, usage, started, kind="text")
@@ -241,7 +225,8 @@ class ChatProvider:
             lambda: chat.ainvoke(messages, **request),
             gate=self.gate,
             policy=self.policy,
-            classify=classify_openai_error,
+            attributes=_call_attributes(model),
+            describe=_answer_attributes,
         )
         usage = self._usage(model, message)
         self._log_call(model, usage, started, kind="structured")
@@ -289,15 +274,29 @@ class ChatProvider:
         text = message.content if isinstance(message.content, str) else message.text
         return json.loads(text)
 
-    @staticmethod
-    def _usage(model: str, message: AIMessage | None) -> LLMUsage:
-        metadata = message.usage_metadata if message is not None else None
-        input_tokens = int(metadata["input_tokens"]) if metadata else 0
-        output_tokens = int(metadata["output_tokens"]) if metadata else 0
-        return LLMUsage(input_tokens, output_tokens, 1, estimate_cost(model, input_tokens, output_tokens))
+    def _usage(self, model: str, message: AIMessage | None) -> Usage:
+        """The call's usage, priced; its tokens and cost are also counted in the metrics."""
+        input_tokens, cached_tokens, output_tokens = _token_counts(message)
+        cost = self.prices.cost(model, input_tokens, output_tokens, cached_tokens)
+        instruments = metrics()
+        label = model_label(model, self.prices.family(model))
+        instruments.llm_tokens.labels(label, "input").inc(input_tokens)
+        instruments.llm_tokens.labels(label, "cached_input").inc(cached_tokens)
+        instruments.llm_tokens.labels(label, "output").inc(output_tokens)
+        if cost is None:
+            instruments.llm_unpriced_calls.labels(label).inc()
+        else:
+            instruments.llm_cost.labels(label).inc(cost)
+        return Usage(
+            input_tokens=input_tokens,
+            cached_input_tokens=cached_tokens,
+            output_tokens=output_tokens,
+            llm_calls=1,
+            est_cost_usd=cost,
+        )
 
     @staticmethod
-    def _log_call(model: str, usage: LLMUsage, started: float, *, kind: str) -> None:
+    def _log_call(model: str, usage: Usage, started: float, *, kind: str) -> None:
         logger.info(
             "llm call %s",
             model,
@@ -306,7 +305,9 @@ class ChatProvider:
                 "model": model,
                 "kind": kind,
                 "input_tokens": usage.input_tokens,
+                "cached_input_tokens": usage.cached_input_tokens,
                 "output_tokens": usage.output_tokens,
+                "est_cost_usd": usage.est_cost_usd,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 1),
             },
         )

@@ -6,24 +6,34 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from agents.metrics import metrics as process_metrics
+from backend.api.auth import AuthMiddleware
+from backend.api.deps import storable_parameters
 from backend.api.errors import install_error_handlers
 from backend.api.middleware import (
     AccessLogMiddleware,
     BodyLimitMiddleware,
     CorrelationIdMiddleware,
+    HeaderLimitMiddleware,
+    MetricsMiddleware,
     RateLimitMiddleware,
     UnhandledErrorMiddleware,
 )
 from backend.api.middleware.rate_limit import build_limiter
-from backend.api.routes import health, workflows
+from backend.api.openapi import install_openapi
+from backend.api.routes import cache, exports, health, keys, metrics, ui, workflows
+from backend.api.routes.docs import install_docs
 from backend.config import Settings, get_settings
 from backend.logs import configure_logging
+from backend.observability import instrument_app, prepare_metrics_dir
 from backend.runs import open_runtime
+from backend.runs.keys import KeyService
+from backend.runs.store.keys import ApiKeyStore
 
 __all__ = ["create_app", "create_app_from_env"]
 
@@ -46,6 +56,7 @@ def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_runtime(settings) as runs:
             app.state.runs = runs
+            app.state.keys = KeyService(ApiKeyStore(runs.store.engine), secret=settings.key_secret)
             yield
 
     return lifespan
@@ -60,14 +71,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips),
         Middleware(CorrelationIdMiddleware),
         Middleware(AccessLogMiddleware),
+        Middleware(MetricsMiddleware),
         Middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_credentials=not allow_any_origin,  # never "*" together with credentials
-            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=ALLOWED_HEADERS,
             expose_headers=EXPOSED_HEADERS,
         ),
+        # Before any work (rate-limit storage, body, routing); httptools accepts headers of any size.
+        Middleware(HeaderLimitMiddleware, max_bytes=settings.max_header_bytes, max_count=settings.max_header_count),
+        # Who is calling, before the limiter: limits are keyed by the authenticated key id.
+        Middleware(AuthMiddleware),
         Middleware(
             RateLimitMiddleware,
             limiter=limiter,
@@ -84,12 +100,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=_lifespan(settings),
         middleware=middleware,
         debug=False,  # never render tracebacks to clients
+        docs_url=None,  # served from the package by install_docs: no CDN
+        redoc_url=None,
+        # Path and query values no store can hold are a 422 naming the parameter, for every route.
+        dependencies=[Depends(storable_parameters)],
     )
     app.state.settings = settings
     app.state.limiter = limiter
     install_error_handlers(app)
+    install_openapi(app)
+    install_docs(app)
     app.include_router(health.router)
     app.include_router(workflows.router)
+    app.include_router(exports.router)
+    app.include_router(ui.router)
+    app.include_router(metrics.router)
+    app.include_router(cache.router)
+    app.include_router(keys.router)
+    instrument_app(app)  # OpenTelemetry, only when the OTEL_* environment asks for it
+    process_metrics()  # created now (prometheus_client's import is ~0.1 s), not during the first request
     return app
 
 
@@ -97,4 +126,5 @@ def create_app_from_env() -> FastAPI:
     """uvicorn factory for ``agentflow serve`` workers: settings and logging from the environment."""
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    prepare_metrics_dir(settings.workers)  # before the first metric: workers share one directory
     return create_app(settings)

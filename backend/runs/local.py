@@ -115,7 +115,7 @@ class LocalExecutor:
     async def accept(self, record: WorkflowRecord) -> WorkflowRecord:
         if not self._accepting:
             raise ServiceUnavailable("The server is shutting down and takes no new workflows.")
-        await self.store.create(record=record, owner=self.owner, lease_seconds=self.lease_seconds)
+        await self.store.create(record=record, lease_owner=self.owner, lease_seconds=self.lease_seconds)
         self._schedule(record)
         return record
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from agents.providers.usage import Usage
 
-__all__ = ["TERMINAL_STATUSES", "Usage", "WorkflowRecord", "WorkflowStatus"]
+__all__ = ["TERMINAL_STATUSES", "CacheOutcome", "Usage", "WorkflowRecord", "WorkflowStatus"]
 
 
 class WorkflowStatus(StrEnum):
@@ -27,6 +27,16 @@ class WorkflowStatus(StrEnum):
 
 
 TERMINAL_STATUSES = frozenset({WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED})
+
+
+class CacheOutcome(StrEnum):
+    """What the result cache did for a record's submit (None on the record: the cache is off)."""
+
+    HIT = "hit"  #: answered at once from a fresh cached result
+    MISS = "miss"  #: nothing fresh cached and no identical run in flight: this record ran
+    COALESCED = "coalesced"  #: followed an identical run that was in flight (single flight)
+    BYPASS = "bypass"  #: the request asked for no cache
+    REFRESH = "refresh"  #: ran anyway, and replaces the cached result
 
 
 @dataclass(slots=True)
@@ -51,6 +61,28 @@ class WorkflowRecord:
     cancel_requested: bool = False
     attempts: int = 0
     job_id: int | None = None
+    #: The id of the API key that created the run ('' when it came without one).
+    owner: str = ""
+    #: The result-cache key of the request (None for ``cache: bypass`` or with the cache off).
+    cache_key: str | None = None
+    #: The single-flight key: set while this record is the one run in flight for its cache key.
+    flight_key: str | None = None
+    #: The run whose result this record carries (a hit), or that it follows while in flight.
+    cached_from: str | None = None
+    cache_outcome: CacheOutcome | None = None
+    #: W3C traceparent of the submit, so the run's spans join the request's trace.
+    traceparent: str | None = None
+    #: Nodes and upstream calls so far; only on the live record of a run executing here (the
+    #: store keeps it apart from the record, see ``WorkflowStore.timeline``).
+    timeline: list[dict[str, Any]] | None = None
+
+    @property
+    def cache_hit(self) -> bool:
+        """Completed from another run's result: a fresh cache hit, or a coalesced follower."""
+        return self.status is WorkflowStatus.COMPLETED and self.cache_outcome in (
+            CacheOutcome.HIT,
+            CacheOutcome.COALESCED,
+        )
 
     @property
     def execution_time(self) -> float | None:

@@ -9,6 +9,12 @@
   process are answered from memory. Progress reaches the database at most every
   ``progress_interval`` seconds (the checkpoint, not the progress column, makes a run durable);
   status changes are written at once.
+- It records the run's timeline (every node and upstream call, see ``agents.telemetry``) with
+  the progress and at the end, and, when tracing is on, runs it inside one span that joins the
+  trace of the request that submitted it.
+- A record that coalesced onto an identical run in flight (single flight, see
+  ``backend.runs.cache``) waits for that run and ends as it did; a completed run with a cache key
+  becomes the cached result for it, in the same transaction that finishes it.
 """
 
 from __future__ import annotations
@@ -18,18 +24,19 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 
-from agents import context
+from agents import context, telemetry
 from agents.errors import AgentflowError, BudgetExceeded, WorkflowTimeout
+from agents.metrics import metrics
 from agents.providers import Providers
 from agents.providers.usage import Usage
-from backend.runs.records import WorkflowRecord, WorkflowStatus
+from backend.runs.records import CacheOutcome, WorkflowRecord, WorkflowStatus
 from backend.runs.signals import ChangeHub
 from backend.runs.store import WorkflowStore, utcnow
 from workflows.base import WorkflowSpec
@@ -38,6 +45,8 @@ from workflows.registry import get_spec
 __all__ = ["RunRunner"]
 
 logger = logging.getLogger("agentflow.executor")
+#: A follower re-reads its leader at least this often (it is also woken by the leader's changes).
+FOLLOW_POLL_SECONDS = 1.0
 
 
 class RunRunner:
@@ -53,6 +62,7 @@ class RunRunner:
         workflow_timeout: float,
         hub: ChangeHub,
         progress_interval: float,
+        cache_ttl: float = 0.0,
     ) -> None:
         self.store = store
         self.checkpointer = checkpointer
@@ -61,6 +71,7 @@ class RunRunner:
         self.workflow_timeout = workflow_timeout
         self.hub = hub
         self.progress_interval = progress_interval
+        self.cache_ttl = cache_ttl
         #: The current record of every run executing (or about to) in this process.
         self.live: dict[str, WorkflowRecord] = {}
         self._graphs: dict[str, CompiledStateGraph[Any, Any, Any, Any]] = {}
@@ -90,15 +101,34 @@ class RunRunner:
         """
         self.live[record.id] = record
         try:
-            with context.bind(
-                correlation_id=record.correlation_id,
-                workflow_id=record.id,
-                workflow_type=record.workflow_type,
-                node=None,
+            # A resumed run appends to the timeline its earlier attempts stored.
+            earlier = await self.store.timeline(workflow_id=record.id) if _maybe_resumed(record) else None
+            timeline = telemetry.Timeline(earlier)
+            record.timeline = timeline.entries
+            with (
+                context.bind(
+                    correlation_id=record.correlation_id,
+                    workflow_id=record.id,
+                    workflow_type=record.workflow_type,
+                    node=None,
+                ),
+                telemetry.run_scope(
+                    timeline,
+                    name=f"workflow {record.workflow_type}",
+                    attributes={
+                        "agentflow.workflow_id": record.id,
+                        "agentflow.workflow_type": record.workflow_type,
+                        "agentflow.correlation_id": record.correlation_id,
+                        "agentflow.attempt": record.attempts + 1,
+                        "agentflow.cache": record.cache_outcome.value if record.cache_outcome else None,
+                    },
+                    traceparent=record.traceparent,
+                ),
             ):
                 await self._execute(record, cancel_requested, interrupted)
         finally:
             self.live.pop(record.id, None)
+            record.timeline = None  # stored with the run; finished records are cached without it
             self.changed(record.id)
 
     async def _execute(
@@ -118,6 +148,16 @@ class RunRunner:
             return  # cancelled (or ended elsewhere) in the meantime
         record.status, record.started_at, record.attempts = WorkflowStatus.RUNNING, started_at, attempts
         self.changed(record.id)
+        if record.cached_from is not None and record.cache_outcome is CacheOutcome.COALESCED:
+            try:
+                if await self._follow(record, cancel_requested):
+                    return
+            except asyncio.CancelledError:
+                if interrupted():
+                    await asyncio.shield(self.store.update(workflow_id=record.id, attempts=attempts - 1))
+                    raise
+                await asyncio.shield(self._finish(record, WorkflowStatus.CANCELLED, progress=record.progress))
+                raise
         logger.info(
             "workflow resumed" if resumed else "workflow started",
             extra={"event": "workflow_resumed" if resumed else "workflow_started", "attempt": attempts},
@@ -159,7 +199,12 @@ class RunRunner:
                         self.changed(record.id)
                         if time.monotonic() - flushed_at >= self.progress_interval:
                             flushed_at = time.monotonic()
-                            await self.store.update(workflow_id=record.id, progress=progress, usage=usage)
+                            await self.store.update(
+                                workflow_id=record.id,
+                                progress=progress,
+                                usage=usage,
+                                timeline=list(record.timeline or []),
+                            )
                         if budget is not None and usage.total_tokens >= budget:
                             raise BudgetExceeded(f"The run spent {usage.total_tokens} tokens of its {budget} budget.")
                         if cancel_requested():
@@ -185,6 +230,64 @@ class RunRunner:
             await self._fail(record, "internal_error", "The workflow failed unexpectedly.", state, progress)
             return
         await self._finish(record, WorkflowStatus.COMPLETED, state=state, result=spec.result(state), progress=progress)
+
+    async def _follow(self, record: WorkflowRecord, cancel_requested: Callable[[], bool]) -> bool:
+        """Wait on the identical run ``record`` coalesced onto, and end as it ended.
+
+        Returns True once ``record`` is finished (completed with the run's result at zero usage,
+        failed with its error, or cancelled itself); False when ``record`` must run itself: the
+        run it followed was cancelled, and ``record`` now holds the flight for its key.
+        """
+        logger.info(
+            "workflow coalesced onto an identical run in flight",
+            extra={"event": "workflow_coalesced", "leader_id": record.cached_from},
+        )
+        while record.cached_from is not None:
+            leader_id = record.cached_from
+            signal = self.hub.watch(leader_id)
+            leader = self.live.get(leader_id) or await self.store.get(workflow_id=leader_id)
+            if leader is not None and leader.status is WorkflowStatus.COMPLETED:
+                await self._finish(
+                    record,
+                    WorkflowStatus.COMPLETED,
+                    result=leader.result,
+                    progress=leader.progress,
+                    result_by_reference=True,
+                )
+                return True
+            if leader is not None and leader.status is WorkflowStatus.FAILED:
+                await self._finish(
+                    record,
+                    WorkflowStatus.FAILED,
+                    result=leader.result,
+                    error_code=leader.error_code,
+                    error_message=leader.error_message,
+                    progress=leader.progress,
+                )
+                return True
+            if cancel_requested() or record.status.is_terminal:
+                await self._finish(record, WorkflowStatus.CANCELLED, progress=record.progress)
+                return True
+            if leader is None or leader.status is WorkflowStatus.CANCELLED:
+                key = record.cache_key
+                if key is None:  # (never expected: a follower always has its key) run unflighted
+                    await self.store.update(workflow_id=record.id, cached_from=None, cache_outcome=CacheOutcome.MISS)
+                    record.cached_from, record.cache_outcome = None, CacheOutcome.MISS
+                    return False
+                if await self.store.take_flight(workflow_id=record.id, key=key):
+                    record.cached_from, record.flight_key, record.cache_outcome = None, key, CacheOutcome.MISS
+                    self.changed(record.id)
+                    return False
+                # Another follower took the flight (follow it), or it already ended (its result is cached).
+                successor = await self.store.flight_leader(key=key) or await self.store.cached_result(
+                    key=key, now=utcnow()
+                )
+                if successor is not None and successor.id != record.id:
+                    record.cached_from = successor.id
+                    await self.store.update(workflow_id=record.id, cached_from=successor.id)
+                    continue
+            await self.hub.wait(signal, FOLLOW_POLL_SECONDS)
+        return False
 
     async def _fail(
         self,
@@ -217,9 +320,16 @@ class RunRunner:
         error_code: str | None = None,
         error_message: str | None = None,
         progress: dict[str, Any] | None = None,
+        result_by_reference: bool = False,
     ) -> None:
         finished_at = utcnow()
         usage = Usage.from_dict(state.get("usage")) if state else None
+        cacheable = (
+            status is WorkflowStatus.COMPLETED
+            and self.cache_ttl > 0
+            and record.cache_key is not None
+            and record.cache_outcome in (CacheOutcome.MISS, CacheOutcome.REFRESH)
+        )
         changed = await self.store.finish(
             workflow_id=record.id,
             status=status,
@@ -229,6 +339,13 @@ class RunRunner:
             usage=usage,
             progress=progress,
             finished_at=finished_at,
+            timeline=list(record.timeline) if record.timeline is not None else None,
+            result_by_reference=result_by_reference,
+            cache_entry=(
+                (record.cache_key, record.workflow_type, finished_at + timedelta(seconds=self.cache_ttl))
+                if cacheable and record.cache_key is not None
+                else None
+            ),
         )
         if changed:
             record.status, record.finished_at, record.result = status, finished_at, result
@@ -237,6 +354,7 @@ class RunRunner:
             record.progress = progress if progress is not None else record.progress
             self.store.remember_finished(record)
             self.changed(record.id)  # answer waiters now, not after the clean-up below
+            _count_finished(record)
             logger.info(
                 "workflow %s",
                 status.value,
@@ -249,3 +367,17 @@ class RunRunner:
 
 def _elapsed(started_at: datetime) -> float:
     return (utcnow() - started_at).total_seconds()
+
+
+def _maybe_resumed(record: WorkflowRecord) -> bool:
+    return record.status is WorkflowStatus.RUNNING or record.attempts > 0
+
+
+def _count_finished(record: WorkflowRecord) -> None:
+    instruments = metrics()
+    coalesced = record.cache_outcome is CacheOutcome.COALESCED
+    instruments.workflows_finished.labels(
+        record.workflow_type, record.status.value, "coalesced" if coalesced else "run"
+    ).inc()
+    if not coalesced and record.execution_time is not None:
+        instruments.workflow_duration.labels(record.workflow_type, record.status.value).observe(record.execution_time)

@@ -9,8 +9,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
+from agents.metrics import allow_model_labels
 from agents.providers import ArxivConfig, ArxivSearch, ChatProvider, OpenAIConfig, Providers, TavilyConfig, TavilySearch
 from backend.config import Settings
+from backend.observability import setup_tracing
+from backend.runs.cache import ResultCache
 from backend.runs.checkpoints import open_checkpointer
 from backend.runs.executor import Executor
 from backend.runs.local import LocalExecutor
@@ -39,6 +42,8 @@ def build_providers(settings: Settings) -> Providers:
             call_deadline=settings.llm_call_deadline,
             retry_base_delay=settings.retry_base_delay,
             retry_max_delay=settings.retry_max_delay,
+            redis_url=settings.redis_url,
+            model_prices=settings.model_prices,
         )
     )
     arxiv = ArxivSearch(
@@ -46,6 +51,7 @@ def build_providers(settings: Settings) -> Providers:
             api_url=settings.arxiv_api_url,
             timeout=settings.search_timeout,
             min_interval=settings.arxiv_min_interval,
+            redis_url=settings.redis_url,
         )
     )
     web = TavilySearch(
@@ -55,6 +61,7 @@ def build_providers(settings: Settings) -> Providers:
             timeout=settings.search_timeout,
             max_concurrency=settings.tavily_max_concurrency,
             rpm=settings.tavily_rpm,
+            redis_url=settings.redis_url,
         )
     )
     return Providers(chat=chat, arxiv=arxiv, web=web)
@@ -71,6 +78,7 @@ def default_models(settings: Settings) -> dict[str, dict[str, str]]:
 @asynccontextmanager
 async def open_runtime(settings: Settings, *, worker_concurrency: int | None = None) -> AsyncIterator[RunService]:
     """Open the engine; ``worker_concurrency`` (queue executor) defaults to the settings' value."""
+    setup_tracing()  # once per process, when the OTEL_* environment asks for it (API and worker alike)
     async with AsyncExitStack() as stack:
         engine = create_engine(settings.database_url)
         stack.push_async_callback(engine.dispose)
@@ -91,14 +99,26 @@ async def open_runtime(settings: Settings, *, worker_concurrency: int | None = N
             store = WorkflowStore(engine)
         if is_postgres(settings.database_url):  # every process hears every commit's change
             await stack.enter_async_context(listen_for_changes(hub, libpq_url(settings.database_url), CHANGES_CHANNEL))
+        models = default_models(settings)
+        # Model labels on the metrics: the configured models and the priced ones, nothing else.
+        allow_model_labels({model for roles in models.values() for model in roles.values()})
+        allow_model_labels(providers.chat.prices.prices)
+        cache = ResultCache(
+            store=store,
+            default_models=models,
+            ttl=settings.cache_ttl,
+            # Model server settings that change answers are part of every cache key.
+            model_settings={"base_url": settings.openai_base_url, "temperature": settings.llm_temperature},
+        )
         runner = RunRunner(
             store=store,
             checkpointer=checkpointer,
             providers=providers,
-            default_models=default_models(settings),
+            default_models=models,
             workflow_timeout=settings.workflow_timeout,
             hub=hub,
             progress_interval=0.0 if queue_mode else 1.0,
+            cache_ttl=settings.cache_ttl,
         )
         executor: Executor
         if queue_mode:
@@ -116,6 +136,6 @@ async def open_runtime(settings: Settings, *, worker_concurrency: int | None = N
             executor = LocalExecutor(store=store, runner=runner, max_concurrent=settings.max_concurrent_workflows)
         await executor.start()
         try:
-            yield RunService(store=store, executor=executor, hub=hub, providers=providers)
+            yield RunService(store=store, executor=executor, hub=hub, providers=providers, cache=cache)
         finally:
             await executor.shutdown(settings.shutdown_grace_seconds)

@@ -1,27 +1,37 @@
 """RunService: the one facade that routes, the CLI and the SDK-compatible API call.
 
 submit, get, list, wait, events and cancel. It owns the store, the executor (in-process or job
-queue, behind ``Executor``) and the change hub; nothing here knows about HTTP.
+queue, behind ``Executor``), the result cache and the change hub; nothing here knows about HTTP.
+Every submit goes through the result cache (``backend.runs.cache``): a fresh hit is answered
+without scheduling anything, an identical run in flight is joined, anything else is scheduled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
+import dataclasses
 import hashlib
 import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel
 
-from agents import context
-from agents.errors import Conflict, InvalidInput, NotFound
+from agents import context, telemetry
+from agents.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
+from agents.metrics import metrics
 from agents.providers import Providers
+from agents.providers.usage import Usage
+from backend.runs.cache import ResultCache
 from backend.runs.executor import Executor
-from backend.runs.records import WorkflowRecord, WorkflowStatus
+from backend.runs.records import CacheOutcome, WorkflowRecord, WorkflowStatus
 from backend.runs.signals import ChangeHub
-from backend.runs.store import IdempotencyConflict, Page, WorkflowStore, utcnow
+from backend.runs.store import FlightTaken, IdempotencyConflict, Page, WorkflowStore, utcnow
+from backend.runs.summary import summarize
 from workflows.base import WorkflowSpec
 from workflows.registry import WORKFLOWS
 
@@ -49,25 +59,65 @@ class Submission:
 class RunService:
     """Accepts, finds, waits on, streams and cancels workflow runs."""
 
-    def __init__(self, *, store: WorkflowStore, executor: Executor, hub: ChangeHub, providers: Providers) -> None:
+    def __init__(
+        self,
+        *,
+        store: WorkflowStore,
+        executor: Executor,
+        hub: ChangeHub,
+        providers: Providers,
+        cache: ResultCache,
+    ) -> None:
         self.store = store
         self.executor = executor
         self.hub = hub
         self.providers = providers
+        self.cache = cache
 
     # --- submit -------------------------------------------------------------------------------
 
-    async def submit(self, *, spec: WorkflowSpec, body: BaseModel, idempotency_key: str | None) -> Submission:
+    async def submit(
+        self,
+        *,
+        spec: WorkflowSpec,
+        body: BaseModel,
+        idempotency_key: str | None,
+        owner: str = "",
+        max_queued: int | None = None,
+        private_cache: bool = False,
+    ) -> Submission:
         """Store a queued record (before any reply) and schedule it.
 
-        The same Idempotency-Key with the same body returns the first record; with a different
-        body it is an error, never a second run.
+        The same Idempotency-Key (per owner) with the same body returns the first record; with a
+        different body it is an error, never a second run. The request's ``cache`` policy decides
+        whether a fresh cached result answers it at once, or an identical run in flight is joined.
+
+        Args:
+            owner: the id of the API key submitting ('' without one), recorded on the run.
+            max_queued: refuse with QuotaExceeded (nothing written) once ``owner`` has this many
+                unfinished runs.
+            private_cache: share cached results and flights only among runs of the same owner
+                (with authentication on, one key never learns what another asked).
         """
         digest = request_hash(spec, body)
         if idempotency_key is not None:
-            existing = await self.store.get_by_idempotency_key(key=idempotency_key)
+            existing = await self.store.get_by_idempotency_key(key=idempotency_key, owner=owner)
             if existing is not None:
                 return Submission(self._same_request(existing, digest), created=False)
+        if max_queued is not None and await self.store.count_unfinished(owner=owner) >= max_queued:
+            raise QuotaExceeded(
+                f"This API key already has {max_queued} unfinished workflows, its limit; "
+                "wait for some to finish or cancel them.",
+                retry_after=5,
+            )
+        policy = self.cache.policy(body)
+        key = self.cache.key(spec, body) if policy in ("use", "refresh") else None
+        if key is not None and private_cache:
+            key = hashlib.sha256(f"{owner}\x00{key}".encode()).hexdigest()
+        if policy == "use" and key is not None:
+            source = await self.cache.fresh(key=key, now=utcnow())
+            if source is not None:
+                return await self._answer_from_cache(spec, body, source, key, idempotency_key, digest, owner)
         spec.required_providers(body, self.providers)
         record = WorkflowRecord(
             id=str(uuid.uuid4()),
@@ -79,14 +129,86 @@ class RunService:
             correlation_id=context.correlation_id.get(),
             idempotency_key=idempotency_key,
             request_hash=digest,
+            owner=owner,
+            cache_key=key,
+            flight_key=key if policy == "use" else None,
+            cache_outcome=self.cache.outcome(policy),
+            traceparent=telemetry.current_traceparent(),
+        )
+        for _ in range(3):
+            try:
+                # Shielded: a client that disconnects mid-submit must not leave a stored row that
+                # was never scheduled.
+                await asyncio.shield(self.executor.accept(record))
+            except IdempotencyConflict as conflict:  # a concurrent request with the same key won
+                return Submission(self._same_request(conflict.existing, digest), created=False)
+            except FlightTaken as taken:  # an identical run is in flight: follow it
+                if taken.leader is not None:
+                    record = dataclasses.replace(
+                        record, flight_key=None, cached_from=taken.leader.id, cache_outcome=CacheOutcome.COALESCED
+                    )
+                    continue
+                # It ended in between: its result may be cached by now; else try to lead again.
+                assert key is not None
+                source = await self.cache.fresh(key=key, now=utcnow())
+                if source is not None:
+                    return await self._answer_from_cache(spec, body, source, key, idempotency_key, digest, owner)
+                continue
+            break
+        else:  # lost every race for the flight: run without one rather than fail the submit
+            record = dataclasses.replace(record, flight_key=None, cached_from=None, cache_outcome=CacheOutcome.MISS)
+            await asyncio.shield(self.executor.accept(record))
+        self._count_submit(record)
+        return Submission(record, created=True)
+
+    async def _answer_from_cache(
+        self,
+        spec: WorkflowSpec,
+        body: BaseModel,
+        source: WorkflowRecord,
+        key: str,
+        idempotency_key: str | None,
+        digest: str,
+        owner: str,
+    ) -> Submission:
+        """A completed record carrying ``source``'s result at zero usage; nothing is scheduled."""
+        now = utcnow()
+        record = WorkflowRecord(
+            id=str(uuid.uuid4()),
+            workflow_type=spec.name,
+            status=WorkflowStatus.COMPLETED,
+            created_at=now,
+            started_at=now,
+            finished_at=now,
+            input=body.model_dump(mode="json"),
+            result=source.result,
+            progress=source.progress,
+            usage=Usage(),
+            correlation_id=context.correlation_id.get(),
+            idempotency_key=idempotency_key,
+            request_hash=digest,
+            owner=owner,
+            cache_key=key,
+            cached_from=source.id,
+            cache_outcome=CacheOutcome.HIT,
         )
         try:
-            # Shielded: a client that disconnects mid-submit must not leave a stored row that was
-            # never scheduled.
-            await asyncio.shield(self.executor.accept(record))
-        except IdempotencyConflict as conflict:  # a concurrent request with the same key won
+            await asyncio.shield(self.store.create(record=record))
+        except IdempotencyConflict as conflict:
             return Submission(self._same_request(conflict.existing, digest), created=False)
+        self.store.remember_finished(record)
+        self._count_submit(record)
+        metrics().workflows_finished.labels(spec.name, WorkflowStatus.COMPLETED.value, "cache").inc()
+        telemetry.annotate({"agentflow.cache": "hit", "agentflow.cached_from": source.id})
         return Submission(record, created=True)
+
+    @staticmethod
+    def _count_submit(record: WorkflowRecord) -> None:
+        instruments = metrics()
+        instruments.workflows_submitted.labels(record.workflow_type).inc()
+        if record.cache_outcome is not None:
+            instruments.cache_requests.labels(record.workflow_type, record.cache_outcome.value).inc()
+        telemetry.annotate({"agentflow.workflow_id": record.id, "agentflow.workflow_type": record.workflow_type})
 
     @staticmethod
     def _same_request(existing: WorkflowRecord, digest: str) -> WorkflowRecord:
@@ -94,19 +216,25 @@ class RunService:
             raise InvalidInput(
                 "This Idempotency-Key was already used with a different request body.",
                 field="header.idempotency-key",
-                workflow_id=existing.id,
             )
         return existing
 
     # --- read ---------------------------------------------------------------------------------
 
-    async def find(self, *, workflow_id: str) -> WorkflowRecord | None:
-        """The freshest record: from memory for runs executing here, else from the store."""
-        return self.executor.live(workflow_id) or await self.store.get(workflow_id=workflow_id)
+    async def find(self, *, workflow_id: str, owner: str | None = None) -> WorkflowRecord | None:
+        """The freshest record: from memory for runs executing here, else from the store.
 
-    async def get(self, *, workflow_id: str) -> WorkflowRecord:
-        """The freshest record; NotFound otherwise."""
-        record = await self.find(workflow_id=workflow_id)
+        With ``owner``, another owner's record is None, exactly like one that does not exist, so
+        ids cannot be probed.
+        """
+        record = self.executor.live(workflow_id) or await self.store.get(workflow_id=workflow_id)
+        if record is not None and owner is not None and record.owner != owner:
+            return None
+        return record
+
+    async def get(self, *, workflow_id: str, owner: str | None = None) -> WorkflowRecord:
+        """The freshest record (of ``owner``, when given); NotFound otherwise."""
+        record = await self.find(workflow_id=workflow_id, owner=owner)
         if record is None:
             raise NotFound(f"No workflow with id {workflow_id!r}.")
         return record
@@ -116,29 +244,32 @@ class RunService:
         *,
         workflow_type: str | None = None,
         status: WorkflowStatus | None = None,
+        owner: str | None = None,
         limit: int = 20,
         cursor: str | None = None,
     ) -> Page:
-        """Newest first, keyset-paginated."""
+        """Newest first, keyset-paginated; ``owner`` None lists everyone's."""
         if workflow_type is not None and workflow_type not in WORKFLOWS:
             raise InvalidInput(
                 f"Unknown workflow type {workflow_type!r}; known: {', '.join(sorted(WORKFLOWS))}.",
                 field="query.type",
             )
-        return await self.store.page(workflow_type=workflow_type, status=status, limit=limit, cursor=cursor)
+        return await self.store.page(
+            workflow_type=workflow_type, status=status, owner=owner, limit=limit, cursor=cursor
+        )
 
-    async def wait(self, *, workflow_id: str, seconds: float) -> WorkflowRecord:
+    async def wait(self, *, workflow_id: str, seconds: float, owner: str | None = None) -> WorkflowRecord:
         """The record once terminal, or as it stands when ``seconds`` run out."""
         deadline = time.monotonic() + seconds
         while True:
             signal = self.hub.watch(workflow_id)
-            record = await self.get(workflow_id=workflow_id)
+            record = await self.get(workflow_id=workflow_id, owner=owner)
             remaining = deadline - time.monotonic()
             if record.status.is_terminal or remaining <= 0:
                 return record
             await self.hub.wait(signal, remaining)
 
-    async def events(self, *, workflow_id: str) -> AsyncIterator[WorkflowRecord | None]:
+    async def events(self, *, workflow_id: str, owner: str | None = None) -> AsyncIterator[WorkflowRecord | None]:
         """The record now and after every visible change, ending with the terminal record.
 
         Yields None after ``KEEPALIVE_SECONDS`` without a change, so the caller can keep an idle
@@ -148,7 +279,7 @@ class RunService:
         quiet_since = time.monotonic()
         while True:
             signal = self.hub.watch(workflow_id)
-            record = await self.get(workflow_id=workflow_id)
+            record = await self.get(workflow_id=workflow_id, owner=owner)
             fingerprint = _fingerprint(record)
             if fingerprint != last:
                 last, quiet_since = fingerprint, time.monotonic()
@@ -162,9 +293,9 @@ class RunService:
 
     # --- cancel -------------------------------------------------------------------------------
 
-    async def cancel(self, *, workflow_id: str) -> WorkflowRecord:
+    async def cancel(self, *, workflow_id: str, owner: str | None = None) -> WorkflowRecord:
         """Cancel a queued (never starts) or running (stops) run; Conflict if it already ended."""
-        record = await self.get(workflow_id=workflow_id)
+        record = await self.get(workflow_id=workflow_id, owner=owner)
         if record.status.is_terminal:
             raise Conflict(f"The workflow already ended as {record.status.value}.", current_status=record.status.value)
         updated = await self.executor.cancel(workflow_id) or record
@@ -172,7 +303,40 @@ class RunService:
             raise Conflict(
                 f"The workflow already ended as {updated.status.value}.", current_status=updated.status.value
             )
+        if updated.status is WorkflowStatus.CANCELLED:  # a queued run, cancelled outright: it never ran
+            metrics().workflows_finished.labels(updated.workflow_type, WorkflowStatus.CANCELLED.value, "run").inc()
         return updated
+
+    # --- cache and observability -------------------------------------------------------------
+
+    async def clear_cache(self, *, workflow_type: str | None = None) -> int:
+        """Forget cached results (runs in flight are unaffected); returns how many entries went."""
+        if workflow_type is not None and workflow_type not in WORKFLOWS:
+            raise InvalidInput(f"Unknown workflow type {workflow_type!r}.", field="query.type")
+        return await self.cache.clear(workflow_type=workflow_type)
+
+    async def timeline(self, *, record: WorkflowRecord) -> builtins.list[dict[str, Any]]:
+        """The run's nodes and upstream calls: live for a run executing here, else as stored."""
+        live = self.executor.live(record.id)
+        if live is not None and live.timeline is not None:
+            return list(live.timeline)
+        return await self.store.timeline(workflow_id=record.id) or []
+
+    async def summary(self, *, since: datetime | None = None) -> dict[str, Any]:
+        """Totals over the records created since ``since`` (naive: UTC), from the store (see ``summarize``)."""
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        facts = await self.store.run_facts(since=since)
+        sources = {fact.cached_from for fact in facts if fact.cached_from is not None}
+        known = {fact.id: fact.usage for fact in facts}
+        missing = [workflow_id for workflow_id in sources if workflow_id not in known]
+        source_usage = {**known, **(await self.store.usage_of(workflow_ids=missing) if missing else {})}
+        counts = await self.store.live_counts()
+        return summarize(facts, source_usage=source_usage, since=since, now=utcnow(), live=counts)
+
+    async def live_counts(self) -> dict[str, int]:
+        """Queued and running records now, across every process."""
+        return await self.store.live_counts()
 
 
 def _fingerprint(record: WorkflowRecord) -> str:

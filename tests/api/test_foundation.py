@@ -88,14 +88,19 @@ async def test_fourth_submit_in_a_minute_gets_429(
     assert "X-RateLimit-Limit" not in (await client.get("/healthz")).headers
 
 
-async def test_api_key_gets_its_own_bucket(
+async def test_an_authenticated_key_gets_its_own_bucket_and_an_unchecked_header_does_not(
     make_settings: Callable[..., Settings], app_factory: Callable[[Settings], Any]
 ) -> None:
     client = await rate_limited_client(make_settings, app_factory)
+    issued = await client.app.state.keys.create(name="team-a")  # type: ignore[attr-defined]
     for _ in range(3):
         await client.post("/workflows/reflection", json={"topic": "t"})
     assert (await client.post("/workflows/reflection", json={"topic": "t"})).status_code == 429
-    keyed = await client.post("/workflows/reflection", json={"topic": "t"}, headers={"X-API-Key": "team-a"})
+    # A header value nobody verified is not a way out of the client's bucket...
+    forged = await client.post("/workflows/reflection", json={"topic": "t"}, headers={"X-API-Key": "team-a"})
+    assert forged.status_code == 429
+    # ...a real key is: limits are keyed by the authenticated key id.
+    keyed = await client.post("/workflows/reflection", json={"topic": "t"}, headers={"X-API-Key": issued.secret})
     assert keyed.status_code == 202
 
 

@@ -261,7 +261,8 @@ async def test_arxiv_stays_polite_across_concurrent_workflows(
     make_settings: Callable[..., Settings], app_factory: AppFactory, standin: StandinServer
 ) -> None:
     client = await app_factory(make_settings(arxiv_min_interval=0.2))
-    body = {"topic": TOPIC, "sources": ["arxiv"], "max_queries": 1, "max_results_per_query": 2}
+    # Ten separate runs of one request: bypass the result cache, which would make them one.
+    body = {"topic": TOPIC, "sources": ["arxiv"], "max_queries": 1, "max_results_per_query": 2, "cache": "bypass"}
 
     submitted = await asyncio.gather(*(client.post("/workflows/research", json=body) for _ in range(10)))
     ids = [response.json()["workflow_id"] for response in submitted]

@@ -56,7 +56,7 @@ def _record(n: int) -> WorkflowRecord:
 
 
 async def test_store_round_trip_claims_and_pagination(store: WorkflowStore) -> None:
-    records = [await store.create(record=_record(n), owner="host:1:a") for n in range(5)]
+    records = [await store.create(record=_record(n), lease_owner="host:1:a") for n in range(5)]
     fetched = await store.get(workflow_id=records[0].id)
     assert fetched is not None and fetched.input == {"topic": "t0"}
     assert fetched.created_at.tzinfo is not None
@@ -114,7 +114,8 @@ async def test_concurrent_creates_are_group_committed_and_conflicts_stay_isolate
     records = [_record(n) for n in range(40)]
     duplicate = _record(7)  # reuses record 7's Idempotency-Key
     results = await asyncio.gather(
-        *[store.create(record=record, owner="host:1:a") for record in [*records, duplicate]], return_exceptions=True
+        *[store.create(record=record, lease_owner="host:1:a") for record in [*records, duplicate]],
+        return_exceptions=True,
     )
     assert all(result is record for result, record in zip(results[:-1], records, strict=True))
     assert isinstance(results[-1], IdempotencyConflict)

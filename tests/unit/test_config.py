@@ -40,6 +40,11 @@ def test_blank_key_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
         ("AGENTFLOW_RATE_LIMIT_SUBMIT", "lots"),
         ("AGENTFLOW_LOG_FORMAT", "xml"),
         ("AGENTFLOW_MAX_BODY_BYTES", "10"),
+        ("AGENTFLOW_MAX_HEADER_BYTES", "100"),
+        ("AGENTFLOW_MAX_HEADER_COUNT", "3"),
+        ("AGENTFLOW_DATABASE_URL", "mysql://x/y"),
+        ("AGENTFLOW_DATABASE_URL", "sqlite:///sync-driver.db"),
+        ("AGENTFLOW_DATABASE_URL", "not a url"),
         ("AGENTFLOW_STRUCTURED_OUTPUT_METHOD", "telepathy"),
     ],
 )
@@ -50,6 +55,28 @@ def test_bad_values_are_named_in_one_line(monkeypatch: pytest.MonkeyPatch, varia
     message = config_error_message(caught.value)
     assert variable in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite+aiosqlite:///./data/agentflow.db",
+        "postgresql://agentflow@db:5432/agentflow",
+        "postgresql+asyncpg://agentflow:pw@db/agentflow",
+        "postgresql+psycopg://agentflow@db/agentflow",
+    ],
+)
+def test_supported_database_urls(url: str) -> None:
+    assert Settings(_env_file=None, database_url=url).database_url == url  # type: ignore[call-arg]
+
+
+def test_a_refused_database_url_is_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTFLOW_DATABASE_URL", "mysql://root:hunter2@db/app")
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    message = config_error_message(caught.value)
+    assert "AGENTFLOW_DATABASE_URL" in message and "'mysql'" in message
+    assert "hunter2" not in message
 
 
 def test_production_refuses_wildcard_cors(monkeypatch: pytest.MonkeyPatch) -> None:

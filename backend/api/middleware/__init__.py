@@ -1,8 +1,10 @@
-"""Pure ASGI middlewares (streaming-safe): request ids, access log, body limit, rate limit, errors."""
+"""Pure ASGI middlewares (streaming-safe): request ids, access log, header and body limits, rate limit, errors."""
 
 from backend.api.middleware.access_log import AccessLogMiddleware
 from backend.api.middleware.body_limit import BodyLimitMiddleware
 from backend.api.middleware.correlation import CorrelationIdMiddleware
+from backend.api.middleware.header_limit import HeaderLimitMiddleware
+from backend.api.middleware.metrics import MetricsMiddleware
 from backend.api.middleware.rate_limit import RateLimitMiddleware
 from backend.api.middleware.unhandled import UnhandledErrorMiddleware
 
@@ -10,6 +12,8 @@ __all__ = [
     "AccessLogMiddleware",
     "BodyLimitMiddleware",
     "CorrelationIdMiddleware",
+    "HeaderLimitMiddleware",
+    "MetricsMiddleware",
     "RateLimitMiddleware",
     "UnhandledErrorMiddleware",
 ]

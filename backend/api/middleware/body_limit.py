@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.api.errors import problem_response
+from agents.errors import PayloadTooLarge
+from backend.api.errors import problem_for
 
 __all__ = ["BodyLimitMiddleware"]
 
@@ -56,12 +57,6 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem_response(
-            status=413,
-            code="payload_too_large",
-            title="Payload too large",
-            detail=f"The request body is larger than {self.max_bytes} bytes.",
-            instance=scope["path"],
-            headers={"Connection": "close"},
-        )
+        error = PayloadTooLarge(f"The request body is larger than {self.max_bytes} bytes.")
+        response = problem_for(error, instance=scope["path"], headers={"Connection": "close"})
         await response(scope, receive, send)

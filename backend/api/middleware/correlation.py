@@ -9,7 +9,7 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agents import context
+from agents import context, telemetry
 
 __all__ = ["CorrelationIdMiddleware", "is_safe_request_id", "new_request_id"]
 
@@ -50,6 +50,7 @@ class CorrelationIdMiddleware:
                     extra={"event": "request_id_replaced", "supplied_length": len(supplied)},
                 )
             scope.setdefault("state", {})["request_id"] = request_id
+            telemetry.annotate({"agentflow.correlation_id": request_id})  # on the HTTP span, when tracing
 
             async def send_with_id(message: Message) -> None:
                 if message["type"] == "http.response.start":

@@ -11,7 +11,6 @@ untouched.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import math
 import re
@@ -24,30 +23,36 @@ from slowapi import Limiter
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.api.errors import problem_response
+from agents.errors import RateLimited
+from agents.metrics import metrics
+from backend.api.auth import principal_of
+from backend.api.errors import problem_for
 
-__all__ = ["RateLimitMiddleware", "build_limiter", "rate_limit_key"]
+__all__ = ["RateLimitMiddleware", "build_limiter", "is_exempt", "rate_limit_key"]
 
 logger = logging.getLogger("agentflow.ratelimit")
 
-EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json"})
+EXEMPT_PREFIX = "/docs/"  # the docs' assets and OAuth2 redirect page
 # Workflow-creating POSTs: /workflows/<type>, not /workflows/<id>/cancel.
 _SUBMIT_PATH = re.compile(r"^/workflows/[^/]+/?$")
 
 
-def rate_limit_key(scope: Scope) -> str:
-    """The API key when the request carries one (hashed: never stored raw), else the client IP.
+def is_exempt(path: str) -> bool:
+    """Health probes and the API docs are never rate limited."""
+    return path in EXEMPT_PATHS or path.startswith(EXEMPT_PREFIX)
 
-    The client IP is the one uvicorn's proxy-headers middleware resolved: ``X-Forwarded-For`` is
-    only honoured from ``AGENTFLOW_FORWARDED_ALLOW_IPS``, so clients cannot choose their bucket.
+
+def rate_limit_key(scope: Scope) -> str:
+    """The authenticated API key's id, else the client IP; never an unchecked header value.
+
+    ``AuthMiddleware`` (which runs first) resolved the key. The client IP is the one uvicorn's
+    proxy-headers middleware resolved: ``X-Forwarded-For`` is only honoured from
+    ``AGENTFLOW_FORWARDED_ALLOW_IPS``, so clients cannot choose their bucket.
     """
-    headers = dict(scope.get("headers") or [])
-    api_key = headers.get(b"x-api-key")
-    authorization = headers.get(b"authorization")
-    if api_key is None and authorization and authorization.lower().startswith(b"bearer "):
-        api_key = authorization[7:].strip()
-    if api_key:
-        return "key:" + hashlib.sha256(api_key).hexdigest()[:24]
+    key = principal_of(scope)
+    if key is not None:
+        return "key:" + key.id
     client = scope.get("client")
     return "ip:" + (client[0] if client else "unknown")
 
@@ -80,15 +85,19 @@ class RateLimitMiddleware:
         self.submit_limit: RateLimitItem = parse(submit_limit)
         self.default_limit: RateLimitItem = parse(default_limit)
         self.key_func = key_func
+        self._per_key_limits: dict[str, RateLimitItem] = {}
         # Redis round-trips are blocking calls in slowapi's limiter; keep them off the loop.
         self._blocking = not str(getattr(limiter, "_storage_uri", "memory://")).startswith("memory")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS or scope["method"] == "OPTIONS":
+        if scope["type"] != "http" or is_exempt(scope["path"]) or scope["method"] == "OPTIONS":
             await self.app(scope, receive, send)
             return
         is_submit = scope["method"] == "POST" and bool(_SUBMIT_PATH.match(scope["path"]))
         item, bucket = (self.submit_limit, "submit") if is_submit else (self.default_limit, "default")
+        key_limit = (principal := principal_of(scope)) is not None and principal.rate_limit
+        if is_submit and key_limit:  # the key's own submit limit replaces the server's
+            item = self._parsed(key_limit)
         key = self.key_func(scope)
         allowed, remaining, reset_at = await self._hit(item, key, bucket)
         headers = {
@@ -98,18 +107,15 @@ class RateLimitMiddleware:
         }
         if not allowed:
             retry_after = max(1, math.ceil(reset_at - time.time()))
+            metrics().rate_limited.labels(bucket).inc()
             logger.warning(
                 "rate limit exceeded",
                 extra={"event": "rate_limited", "bucket": bucket, "limit": str(item), "retry_after": retry_after},
             )
-            response = problem_response(
-                status=429,
-                code="rate_limited",
-                title="Too many requests",
-                detail=f"Rate limit of {item} exceeded for this client; retry after {retry_after} s.",
-                instance=scope["path"],
-                headers={**headers, "Retry-After": str(retry_after)},
+            error = RateLimited(
+                f"Rate limit of {item} exceeded for this client; retry after {retry_after} s.", retry_after=retry_after
             )
+            response = problem_for(error, instance=scope["path"], headers=headers)
             await response(scope, receive, send)
             return
 
@@ -121,6 +127,12 @@ class RateLimitMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+    def _parsed(self, limit: str) -> RateLimitItem:
+        item = self._per_key_limits.get(limit)
+        if item is None:
+            item = self._per_key_limits[limit] = parse(limit)
+        return item
 
     async def _hit(self, item: RateLimitItem, key: str, bucket: str) -> tuple[bool, int, int]:
         if self._blocking:

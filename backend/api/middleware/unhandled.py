@@ -10,7 +10,7 @@ import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.api.errors import problem_response
+from backend.api.errors import InternalError, problem_for
 
 __all__ = ["UnhandledErrorMiddleware"]
 
@@ -39,11 +39,6 @@ class UnhandledErrorMiddleware:
             logger.exception("unhandled error", extra={"event": "unhandled_error", "path": scope["path"]})
             if started:
                 raise
-            response = problem_response(
-                status=500,
-                code="internal_error",
-                title="Internal server error",
-                detail="An unexpected error occurred; quote the request_id when reporting it.",
-                instance=scope["path"],
-            )
+            error = InternalError("An unexpected error occurred; quote the request_id when reporting it.")
+            response = problem_for(error, instance=scope["path"])
             await response(scope, receive, send)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from backend.api.deps import RunServiceDep, SettingsDep
+from backend.api.schemas import ExecutorReadiness, ProviderReadiness, ReadinessPublic
 
 __all__ = ["router"]
 
@@ -19,23 +18,31 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: database reachable, accepting work; which providers are configured")
+@router.get(
+    "/readyz",
+    summary="Readiness: database reachable, accepting work; which providers are configured",
+    responses={
+        200: {"model": ReadinessPublic, "description": "Ready"},
+        503: {"model": ReadinessPublic, "description": "Not ready (database unreachable or shutting down)"},
+    },
+)
 async def readyz(settings: SettingsDep, runs: RunServiceDep) -> JSONResponse:
-    checks: dict[str, Any] = {}
-    ready = True
     try:
         await runs.store.ping()
-        checks["database"] = "ok"
+        database_ok = True
     except Exception:
-        checks["database"] = "unreachable"
-        ready = False
+        database_ok = False
     executor = runs.executor
-    checks["executor"] = {"kind": executor.kind, "accepting": executor.accepting, "active_runs": executor.active_runs}
-    ready = ready and executor.accepting
-    checks["providers"] = {
-        "openai": {"configured": settings.openai_api_key is not None, "base_url": settings.openai_base_url},
-        "tavily": {"configured": settings.tavily_api_key is not None, "base_url": settings.tavily_base_url},
-        "arxiv": {"configured": True, "base_url": settings.arxiv_api_url},
-    }
-    body = {"status": "ready" if ready else "not_ready", **checks}
-    return JSONResponse(body, status_code=200 if ready else 503)
+    ready = database_ok and executor.accepting
+    openai, tavily = settings.openai_api_key is not None, settings.tavily_api_key is not None
+    body = ReadinessPublic(
+        status="ready" if ready else "not_ready",
+        database="ok" if database_ok else "unreachable",
+        executor=ExecutorReadiness(kind=executor.kind, accepting=executor.accepting, active_runs=executor.active_runs),
+        providers={
+            "openai": ProviderReadiness(configured=openai, base_url=settings.openai_base_url),
+            "tavily": ProviderReadiness(configured=tavily, base_url=settings.tavily_base_url),
+            "arxiv": ProviderReadiness(configured=True, base_url=settings.arxiv_api_url),
+        },
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if ready else 503)

@@ -1,4 +1,4 @@
-"""Workflow routes: submit (one per registered type), get, list, cancel, with optional waiting."""
+"""Workflow routes: submit (one per registered type), get, list, cancel, events, timeline, with optional waiting."""
 
 # No ``from __future__ import annotations`` here: each submit endpoint's body type is the
 # workflow's request model, bound at runtime, and FastAPI reads it from the live annotation.
@@ -9,9 +9,13 @@ from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from backend.api.deps import RunServiceDep, ValidWorkflowDep, WorkflowIdPath
-from backend.api.schemas import WorkflowPublic, WorkflowsPublic
+from agents.errors import Conflict, ProviderNotConfigured, QuotaExceeded, ServiceUnavailable
+from backend.api.auth import Caller
+from backend.api.deps import CallerDep, RunServiceDep, SettingsDep, ValidWorkflowDep, WorkflowIdPath
+from backend.api.errors import raises
+from backend.api.schemas import TimelineEntryPublic, WorkflowPublic, WorkflowsPublic, WorkflowTimelinePublic
 from backend.api.sse import workflow_events
+from backend.config import Settings
 from backend.runs import WorkflowStatus
 from workflows.base import WorkflowSpec
 from workflows.registry import WORKFLOWS
@@ -32,17 +36,35 @@ IdempotencyKey = Annotated[
 router = APIRouter(prefix="/workflows", tags=["workflows"])
 
 
+def _quota(caller: Caller, settings: Settings) -> int | None:
+    """Unfinished workflows the caller's key may have (keyless callers, with auth off: no quota)."""
+    if caller.key is None:
+        return None
+    return caller.key.max_queued or settings.max_queued_per_key
+
+
 def _submit_endpoint(spec: WorkflowSpec) -> Any:
+    @raises(ProviderNotConfigured, ServiceUnavailable, QuotaExceeded)  # no credentials; shutting down; quota
     async def submit(
         body: BaseModel,
         response: Response,
         runs: RunServiceDep,
+        caller: CallerDep,
+        settings: SettingsDep,
         wait: WaitQuery = None,
         idempotency_key: IdempotencyKey = None,
     ) -> WorkflowPublic:
-        record = (await runs.submit(spec=spec, body=body, idempotency_key=idempotency_key)).record
+        submission = await runs.submit(
+            spec=spec,
+            body=body,
+            idempotency_key=idempotency_key,
+            owner=caller.owner,
+            max_queued=_quota(caller, settings),
+            private_cache=settings.auth_required,
+        )
+        record = submission.record
         if wait:
-            record = await runs.wait(workflow_id=record.id, seconds=wait)
+            record = await runs.wait(workflow_id=record.id, seconds=wait, owner=caller.scope_owner)
         response.headers["Location"] = f"/workflows/{record.id}"
         response.status_code = status.HTTP_200_OK if record.status.is_terminal and wait else status.HTTP_202_ACCEPTED
         return WorkflowPublic.from_record(record)
@@ -71,19 +93,27 @@ for _spec in WORKFLOWS.values():
 @router.get("", response_model=WorkflowsPublic, summary="List workflows, newest first")
 async def list_workflows(
     runs: RunServiceDep,
+    caller: CallerDep,
     type: Annotated[str | None, Query(description="Only this workflow type.")] = None,
     status_: Annotated[WorkflowStatus | None, Query(alias="status", description="Only this status.")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor from the previous page.")] = None,
+    owner: Annotated[
+        str | None, Query(max_length=32, description="Admin keys: only the workflows of this key id.")
+    ] = None,
 ) -> WorkflowsPublic:
-    page = await runs.list(workflow_type=type, status=status_, limit=limit, cursor=cursor)
+    # A key that is not admin sees only its own workflows, whatever it asks for.
+    scope = caller.scope_owner if caller.scope_owner is not None else owner
+    page = await runs.list(workflow_type=type, status=status_, owner=scope, limit=limit, cursor=cursor)
     return WorkflowsPublic(items=[WorkflowPublic.from_record(r) for r in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/{workflow_id}", response_model=WorkflowPublic, summary="Get a workflow's status and result")
-async def get_workflow(record: ValidWorkflowDep, runs: RunServiceDep, wait: WaitQuery = None) -> WorkflowPublic:
+async def get_workflow(
+    record: ValidWorkflowDep, runs: RunServiceDep, caller: CallerDep, wait: WaitQuery = None
+) -> WorkflowPublic:
     if wait and not record.status.is_terminal:
-        record = await runs.wait(workflow_id=record.id, seconds=wait)
+        record = await runs.wait(workflow_id=record.id, seconds=wait, owner=caller.scope_owner)
     return WorkflowPublic.from_record(record)
 
 
@@ -93,8 +123,11 @@ async def get_workflow(record: ValidWorkflowDep, runs: RunServiceDep, wait: Wait
     summary="Cancel a queued or running workflow",
     responses={202: {"description": "Running: it stops at its next node boundary", "model": WorkflowPublic}},
 )
-async def cancel_workflow(workflow_id: WorkflowIdPath, runs: RunServiceDep, response: Response) -> WorkflowPublic:
-    updated = await runs.cancel(workflow_id=workflow_id)
+@raises(Conflict)  # the run already ended
+async def cancel_workflow(
+    workflow_id: WorkflowIdPath, runs: RunServiceDep, caller: CallerDep, response: Response
+) -> WorkflowPublic:
+    updated = await runs.cancel(workflow_id=workflow_id, owner=caller.scope_owner)
     response.status_code = status.HTTP_200_OK if updated.status.is_terminal else status.HTTP_202_ACCEPTED
     return WorkflowPublic.from_record(updated)
 
@@ -105,11 +138,29 @@ async def cancel_workflow(workflow_id: WorkflowIdPath, runs: RunServiceDep, resp
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "`update` events, then one `end` event"}},
 )
-async def stream_workflow(record: ValidWorkflowDep, runs: RunServiceDep) -> StreamingResponse:
+async def stream_workflow(record: ValidWorkflowDep, runs: RunServiceDep, caller: CallerDep) -> StreamingResponse:
     """Server-sent events: an ``update`` (the full record) whenever status, progress or usage
     changes, then ``end`` once the run is terminal. Comments keep idle connections alive."""
     return StreamingResponse(
-        workflow_events(runs, record.id),
+        workflow_events(runs, record.id, owner=caller.scope_owner),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get(
+    "/{workflow_id}/timeline",
+    response_model=WorkflowTimelinePublic,
+    summary="Where a run spent its time: its nodes and upstream calls",
+)
+async def workflow_timeline(record: ValidWorkflowDep, runs: RunServiceDep) -> WorkflowTimelinePublic:
+    """Every node and upstream call of the run, in the order they finished, each with when it
+    started, how long it took, how it ended and the tokens it spent. Kept with the run (it
+    survives restarts); live while the run executes in this process."""
+    entries = await runs.timeline(record=record)
+    return WorkflowTimelinePublic(
+        workflow_id=record.id,
+        status=record.status,
+        cached_from=record.cached_from,
+        entries=[TimelineEntryPublic.model_validate(entry) for entry in entries],
     )

@@ -12,6 +12,12 @@ jobs are deferred in the same transaction as its rows: a row is never committed 
 
 On PostgreSQL every write that changes what a client can see also sends ``NOTIFY agentflow_runs``
 with the workflow id, in the same transaction, so waiters in every process wake on commit.
+
+The result cache lives here too (``result_cache``: key → the completed run that answers it), and
+single flight is a partial unique index: at most one queued or running record per
+``flight_key``, so two processes that submit the same request at once cannot both run it. A
+record completed with another run's result (a cache hit, a coalesced follower) stores a
+reference (``cached_from``), not a copy; reads fill the result in from the source run.
 """
 
 from __future__ import annotations
@@ -24,16 +30,26 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, insert, or_, select, update
+from sqlalchemy import Table, and_, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from agents.errors import InvalidInput
-from backend.runs.records import TERMINAL_STATUSES, Usage, WorkflowRecord, WorkflowStatus
-from backend.runs.store.tables import WorkflowRow
+from backend.runs.records import TERMINAL_STATUSES, CacheOutcome, Usage, WorkflowRecord, WorkflowStatus
+from backend.runs.store.tables import ResultCacheRow, WorkflowRow
 
-__all__ = ["CHANGES_CHANNEL", "IdempotencyConflict", "JobDeferrer", "Page", "WorkflowStore", "utcnow"]
+__all__ = [
+    "CHANGES_CHANNEL",
+    "FlightTaken",
+    "IdempotencyConflict",
+    "JobDeferrer",
+    "Page",
+    "RunFacts",
+    "WorkflowStore",
+    "utcnow",
+]
 
 #: The PostgreSQL NOTIFY channel that carries the id of every workflow whose record changed.
 CHANGES_CHANNEL = "agentflow_runs"
@@ -42,14 +58,16 @@ CHANGES_CHANNEL = "agentflow_runs"
 JobDeferrer = Callable[[AsyncConnection, list[str]], Awaitable[list[int]]]
 
 workflows = cast(Table, WorkflowRow.__table__)
+result_cache = cast(Table, ResultCacheRow.__table__)
 _RECORD_COLUMNS = [
     workflows.c[name]
     for name in (
         "id", "workflow_type", "status", "created_at", "started_at", "finished_at", "input", "result", "error_code",
         "error_message", "progress", "usage", "correlation_id", "idempotency_key", "request_hash", "cancel_requested",
-        "attempts", "job_id",
+        "attempts", "job_id", "owner", "cache_key", "flight_key", "cached_from", "cache_outcome", "traceparent",
     )
 ]  # fmt: skip
+_LIVE = workflows.c.status.in_([WorkflowStatus.QUEUED.value, WorkflowStatus.RUNNING.value])
 _TERMINAL_VALUES = [status.value for status in TERMINAL_STATUSES]
 _NOT_TERMINAL = workflows.c.status.not_in(_TERMINAL_VALUES)
 
@@ -71,6 +89,40 @@ class IdempotencyConflict(Exception):
     def __init__(self, existing: WorkflowRecord) -> None:
         super().__init__(existing.id)
         self.existing = existing
+
+
+class FlightTaken(Exception):
+    """An identical request is already in flight: ``leader`` is its record (None: it just ended)."""
+
+    def __init__(self, leader: WorkflowRecord | None) -> None:
+        super().__init__(leader.id if leader else None)
+        self.leader = leader
+
+
+class RunFacts:
+    """What ``/metrics/summary`` needs of one record (no input, result or timeline)."""
+
+    __slots__ = (
+        "cache_outcome", "cached_from", "created_at", "finished_at", "id", "started_at", "status", "usage",
+        "workflow_type",
+    )  # fmt: skip
+
+    def __init__(self, row: RowMapping) -> None:
+        self.id: str = row["id"]
+        self.workflow_type: str = row["workflow_type"]
+        self.status = WorkflowStatus(row["status"])
+        self.created_at = _aware(row["created_at"])
+        self.started_at = _aware(row["started_at"])
+        self.finished_at = _aware(row["finished_at"])
+        self.usage = Usage.from_dict(row["usage"])
+        self.cache_outcome = CacheOutcome(row["cache_outcome"]) if row["cache_outcome"] else None
+        self.cached_from: str | None = row["cached_from"]
+
+    @property
+    def execution_time(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
 
 
 class Page:
@@ -101,6 +153,21 @@ def _to_record(row: RowMapping) -> WorkflowRecord:
         cancel_requested=bool(row["cancel_requested"]),
         attempts=row["attempts"] or 0,
         job_id=row["job_id"],
+        owner=row["owner"] or "",
+        cache_key=row["cache_key"],
+        flight_key=row["flight_key"],
+        cached_from=row["cached_from"],
+        cache_outcome=CacheOutcome(row["cache_outcome"]) if row["cache_outcome"] else None,
+        traceparent=row["traceparent"],
+    )
+
+
+def _by_reference(record: WorkflowRecord) -> bool:
+    """Completed with another run's result: the row keeps ``cached_from``, not a copy."""
+    return (
+        record.status is WorkflowStatus.COMPLETED
+        and record.cached_from is not None
+        and record.cache_outcome in (CacheOutcome.HIT, CacheOutcome.COALESCED)
     )
 
 
@@ -124,7 +191,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         created, workflow_id = json.loads(raw)
         parsed = _aware(datetime.fromisoformat(created))
         assert parsed is not None
-        return parsed, str(workflow_id)
+        if not isinstance(workflow_id, str) or "\x00" in workflow_id or len(workflow_id) > 64:
+            raise ValueError("not an id this server issued")  # PostgreSQL cannot even compare NUL
+        return parsed, workflow_id
     except (ValueError, TypeError, AssertionError) as exc:
         raise InvalidInput("The cursor is not one this server issued.", field="query.cursor") from exc
 
@@ -153,34 +222,49 @@ class WorkflowStore:
             self._finished.popitem(last=False)
 
     async def create(
-        self, *, record: WorkflowRecord, owner: str | None = None, lease_seconds: float = 30.0
+        self, *, record: WorkflowRecord, lease_owner: str | None = None, lease_seconds: float = 30.0
     ) -> WorkflowRecord:
-        """Insert a queued record, leased to ``owner``; IdempotencyConflict if its key is taken."""
+        """Insert a record, leased to ``lease_owner`` (local executor): a queued one (with its job, with a queue), or an
+        already final one (a cache hit: no job, no lease).
+
+        Raises IdempotencyConflict if its Idempotency-Key is taken, FlightTaken if its
+        ``flight_key`` belongs to a run still in flight.
+        """
         values = {
             "id": record.id,
             "workflow_type": record.workflow_type,
             "status": record.status.value,
             "created_at": record.created_at,
+            "started_at": record.started_at,
+            "finished_at": record.finished_at,
             "input": record.input,
+            "result": None if _by_reference(record) else record.result,
             "progress": record.progress,
             "usage": record.usage.as_dict(),
             "correlation_id": record.correlation_id,
             "idempotency_key": record.idempotency_key,
             "request_hash": record.request_hash,
+            "owner": record.owner,
             "cancel_requested": False,
             "attempts": 0,
-            "lease_owner": owner,
-            "lease_expires_at": utcnow() + timedelta(seconds=lease_seconds) if owner else None,
+            "lease_owner": lease_owner,
+            "lease_expires_at": utcnow() + timedelta(seconds=lease_seconds) if lease_owner else None,
+            "cache_key": record.cache_key,
+            "flight_key": record.flight_key,
+            "cached_from": record.cached_from,
+            "cache_outcome": record.cache_outcome.value if record.cache_outcome else None,
+            "traceparent": record.traceparent,
         }
         try:
             await self._insert(values)
         except IntegrityError:
-            if record.idempotency_key is None:
+            if record.idempotency_key is not None:
+                existing = await self.get_by_idempotency_key(key=record.idempotency_key, owner=record.owner)
+                if existing is not None:
+                    raise IdempotencyConflict(existing) from None
+            if record.flight_key is None:
                 raise
-            existing = await self.get_by_idempotency_key(key=record.idempotency_key)
-            if existing is None:
-                raise
-            raise IdempotencyConflict(existing) from None
+            raise FlightTaken(await self.flight_leader(key=record.flight_key)) from None
         record.job_id = cast("int | None", values.get("job_id"))
         return record
 
@@ -219,10 +303,11 @@ class WorkflowStore:
                     _settle(done, None)
 
     async def _defer(self, rows: list[dict[str, Any]], connection: AsyncConnection) -> None:
-        if self.defer_jobs is None:
+        queued = [row for row in rows if row["status"] == WorkflowStatus.QUEUED.value]  # a cache hit needs no job
+        if self.defer_jobs is None or not queued:
             return
-        job_ids = await self.defer_jobs(connection, [row["id"] for row in rows])
-        for row, job_id in zip(rows, job_ids, strict=True):
+        job_ids = await self.defer_jobs(connection, [row["id"] for row in queued])
+        for row, job_id in zip(queued, job_ids, strict=True):
             row["job_id"] = job_id
 
     async def _notify(self, connection: AsyncConnection, workflow_ids: Sequence[str]) -> None:
@@ -239,24 +324,59 @@ class WorkflowStore:
             self.remember_finished(record)
         return record
 
-    async def get_by_idempotency_key(self, *, key: str) -> WorkflowRecord | None:
-        return await self._one(workflows.c.idempotency_key == key)
+    async def get_by_idempotency_key(self, *, key: str, owner: str = "") -> WorkflowRecord | None:
+        """The record created with this Idempotency-Key by this owner (keys are scoped per owner)."""
+        return await self._one(and_(workflows.c.idempotency_key == key, workflows.c.owner == owner))
+
+    async def count_unfinished(self, *, owner: str) -> int:
+        """Queued and running records of one owner (the ``max_queued`` quota counts these)."""
+        query = select(func.count()).select_from(workflows).where(workflows.c.owner == owner, _NOT_TERMINAL)
+        async with self.engine.connect() as connection:
+            return int((await connection.execute(query)).scalar_one())
 
     async def _one(self, condition: Any) -> WorkflowRecord | None:
         async with self.engine.connect() as connection:
             row = (await connection.execute(select(*_RECORD_COLUMNS).where(condition))).mappings().first()
-        return _to_record(row) if row is not None else None
+        if row is None:
+            return None
+        record = _to_record(row)
+        await self._hydrate([record])
+        return record
+
+    async def _hydrate(self, records: Sequence[WorkflowRecord]) -> None:
+        """Fill in the result of records that carry another run's result by reference."""
+        wanted = [r for r in records if r.result is None and _by_reference(r)]
+        if not wanted:
+            return
+        results: dict[str, dict[str, Any] | None] = {}
+        missing: set[str] = set()
+        for record in wanted:
+            assert record.cached_from is not None
+            source = self._finished.get(record.cached_from)
+            if source is not None:
+                results[record.cached_from] = source.result
+            else:
+                missing.add(record.cached_from)
+        if missing:
+            query = select(workflows.c.id, workflows.c.result).where(workflows.c.id.in_(missing))
+            async with self.engine.connect() as connection:
+                results.update({row[0]: row[1] for row in (await connection.execute(query)).all()})
+        for record in wanted:
+            record.result = results.get(record.cached_from or "")
 
     async def page(
         self,
         *,
         workflow_type: str | None = None,
         status: WorkflowStatus | None = None,
+        owner: str | None = None,
         limit: int = 20,
         cursor: str | None = None,
     ) -> Page:
-        """Newest first, keyset-paginated on (created_at, id)."""
+        """Newest first, keyset-paginated on (created_at, id); ``owner`` None: everyone's."""
         query = select(*_RECORD_COLUMNS)
+        if owner is not None:
+            query = query.where(workflows.c.owner == owner)
         if workflow_type is not None:
             query = query.where(workflows.c.workflow_type == workflow_type)
         if status is not None:
@@ -273,6 +393,7 @@ class WorkflowStore:
         async with self.engine.connect() as connection:
             rows = (await connection.execute(query)).mappings().all()
         items = [_to_record(row) for row in rows[:limit]]
+        await self._hydrate(items)
         next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
         return Page(items, next_cursor)
 
@@ -282,6 +403,8 @@ class WorkflowStore:
             values["status"] = values["status"].value
         if isinstance(values.get("usage"), Usage):
             values["usage"] = values["usage"].as_dict()
+        if isinstance(values.get("cache_outcome"), CacheOutcome):
+            values["cache_outcome"] = values["cache_outcome"].value
         async with self.engine.begin() as connection:
             await connection.execute(update(workflows).where(workflows.c.id == workflow_id).values(**values))
             await self._notify(connection, [workflow_id])
@@ -309,12 +432,20 @@ class WorkflowStore:
         usage: Usage | None = None,
         progress: dict[str, Any] | None = None,
         finished_at: datetime | None = None,
+        timeline: list[dict[str, Any]] | None = None,
+        cache_entry: tuple[str, str, datetime] | None = None,
+        result_by_reference: bool = False,
     ) -> bool:
-        """Move a non-terminal record to a terminal status; False if it was already terminal."""
+        """Move a non-terminal record to a terminal status; False if it was already terminal.
+
+        ``cache_entry`` (key, workflow type, expiry) makes this run the cached result for its
+        key, in the same transaction. ``result_by_reference``: the result is another run's (the
+        record's ``cached_from``) and is not stored again.
+        """
         values: dict[str, Any] = {
             "status": status.value,
             "finished_at": finished_at or utcnow(),
-            "result": result,
+            "result": None if result_by_reference else result,
             "error_code": error_code,
             "error_message": error_message,
             "lease_owner": None,
@@ -324,11 +455,18 @@ class WorkflowStore:
             values["usage"] = usage.as_dict()
         if progress is not None:
             values["progress"] = progress
+        if timeline is not None:
+            values["timeline"] = timeline
         async with self.engine.begin() as connection:
             outcome = await connection.execute(
                 update(workflows).where(workflows.c.id == workflow_id, _NOT_TERMINAL).values(**values)
             )
             if outcome.rowcount:
+                if cache_entry is not None:
+                    key, workflow_type, expires_at = cache_entry
+                    await self._put_cache(
+                        connection, key, workflow_type, workflow_id, values["finished_at"], expires_at
+                    )
                 await self._notify(connection, [workflow_id])
         return bool(outcome.rowcount)
 
@@ -434,6 +572,122 @@ class WorkflowStore:
         async with self.engine.connect() as connection:
             rows = (await connection.execute(query.order_by(workflows.c.created_at))).mappings().all()
         return [_to_record(row) for row in rows]
+
+    # --- result cache and single flight -----------------------------------------------------------
+
+    async def cached_result(self, *, key: str, now: datetime) -> WorkflowRecord | None:
+        """The completed run cached under ``key``, unless the entry expired (one round trip)."""
+        entry = await self.cached_entry(key=key, now=now)
+        return entry[0] if entry is not None else None
+
+    async def cached_entry(self, *, key: str, now: datetime) -> tuple[WorkflowRecord, datetime] | None:
+        """The completed run cached under ``key`` and when its entry expires, unless it expired."""
+        query = (
+            select(*_RECORD_COLUMNS, result_cache.c.expires_at.label("cache_expires_at"))
+            .select_from(result_cache.join(workflows, workflows.c.id == result_cache.c.workflow_id))
+            .where(
+                result_cache.c.key == key,
+                result_cache.c.expires_at > now,
+                workflows.c.status == WorkflowStatus.COMPLETED.value,
+            )
+        )
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(query)).mappings().first()
+        if row is None:
+            return None
+        expires_at = _aware(row["cache_expires_at"])
+        assert expires_at is not None
+        return _to_record(row), expires_at
+
+    async def _put_cache(
+        self,
+        connection: AsyncConnection,
+        key: str,
+        workflow_type: str,
+        workflow_id: str,
+        created_at: datetime,
+        expires_at: datetime,
+    ) -> None:
+        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+        values = {"workflow_type": workflow_type, "workflow_id": workflow_id, "created_at": created_at}
+        statement = dialect.insert(result_cache).values(key=key, expires_at=expires_at, **values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[result_cache.c.key], set_={**values, "expires_at": expires_at}
+        )
+        await connection.execute(statement)
+        await connection.execute(delete(result_cache).where(result_cache.c.expires_at <= created_at))
+
+    async def clear_cache(self, *, workflow_type: str | None = None) -> int:
+        """Drop cached results (of one workflow type, or all); returns how many."""
+        statement = delete(result_cache)
+        if workflow_type is not None:
+            statement = statement.where(result_cache.c.workflow_type == workflow_type)
+        async with self.engine.begin() as connection:
+            outcome = await connection.execute(statement)
+        return int(outcome.rowcount or 0)
+
+    async def flight_leader(self, *, key: str) -> WorkflowRecord | None:
+        """The run in flight for ``key`` (queued or running), if any."""
+        return await self._one(and_(workflows.c.flight_key == key, _LIVE))
+
+    async def take_flight(self, *, workflow_id: str, key: str) -> bool:
+        """Make a follower the run in flight for ``key`` (its leader was cancelled); False if
+        another record holds the flight already (or this one ended)."""
+        try:
+            async with self.engine.begin() as connection:
+                outcome = await connection.execute(
+                    update(workflows)
+                    .where(workflows.c.id == workflow_id, _LIVE)
+                    .values(flight_key=key, cached_from=None, cache_outcome=CacheOutcome.MISS.value)
+                )
+                if outcome.rowcount:
+                    await self._notify(connection, [workflow_id])
+        except IntegrityError:
+            return False
+        return bool(outcome.rowcount)
+
+    # --- observability ------------------------------------------------------------------------
+
+    async def timeline(self, *, workflow_id: str) -> list[dict[str, Any]] | None:
+        """The stored timeline of a run (None: no such run; [] when nothing was recorded yet)."""
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(select(workflows.c.timeline).where(workflows.c.id == workflow_id))).first()
+        if row is None:
+            return None
+        return list(row[0] or [])
+
+    async def live_counts(self) -> dict[str, int]:
+        """How many records are queued and running right now, across every process."""
+        query = select(workflows.c.status, func.count()).where(_LIVE).group_by(workflows.c.status)
+        async with self.engine.connect() as connection:
+            counts = {status: int(n) for status, n in (await connection.execute(query)).all()}
+        return {status.value: counts.get(status.value, 0) for status in (WorkflowStatus.QUEUED, WorkflowStatus.RUNNING)}
+
+    async def run_facts(self, *, since: datetime | None = None) -> list[RunFacts]:
+        """Status, timing, usage and cache facts of every record created at or after ``since``."""
+        columns = [
+            workflows.c[name]
+            for name in (
+                "id", "workflow_type", "status", "created_at", "started_at", "finished_at", "usage", "cache_outcome",
+                "cached_from",
+            )
+        ]  # fmt: skip
+        query = select(*columns)
+        if since is not None:
+            query = query.where(workflows.c.created_at >= since)
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(query)).mappings().all()
+        return [RunFacts(row) for row in rows]
+
+    async def usage_of(self, *, workflow_ids: Sequence[str]) -> dict[str, Usage]:
+        """The usage of each of ``workflow_ids`` (those that exist)."""
+        found: dict[str, Usage] = {}
+        ids = list(dict.fromkeys(workflow_ids))
+        async with self.engine.connect() as connection:
+            for start in range(0, len(ids), 500):
+                query = select(workflows.c.id, workflows.c.usage).where(workflows.c.id.in_(ids[start : start + 500]))
+                found.update({row[0]: Usage.from_dict(row[1]) for row in (await connection.execute(query)).all()})
+        return found
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:

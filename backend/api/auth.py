@@ -1,0 +1,171 @@
+"""Authentication at the HTTP edge: ``AuthMiddleware`` finds out who is calling, the dependencies decide.
+
+The middleware runs before rate limiting, so limits are keyed by the authenticated key id, never by
+a header value nobody checked. The dependencies (``CallerDep``, ``AdminCallerDep``, ``require_admin``) enforce
+``AGENTFLOW_AUTH`` per route and declare the Bearer and ``X-API-Key`` schemes in OpenAPI, which gives
+``/docs`` a working Authorize button. Every refusal is logged as ``event=auth_failed`` with the
+key's prefix, never its secret.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from agents.errors import Forbidden, Unauthorized
+from backend.api.errors import raises
+from backend.config import Settings
+from backend.runs.keys import AuthOutcome, KeyService
+from backend.runs.store.keys import ApiKey
+
+__all__ = [
+    "AdminCallerDep",
+    "AuthMiddleware",
+    "Caller",
+    "CallerDep",
+    "presented_key",
+    "principal_of",
+    "require_admin",
+]
+
+logger = logging.getLogger("agentflow.auth")
+STATE_KEY = "agentflow_auth"
+
+
+def presented_key(scope: Scope) -> str | None:
+    """The key a request carries: ``X-API-Key``, else an ``Authorization: Bearer`` token."""
+    headers = dict(scope.get("headers") or [])
+    raw = headers.get(b"x-api-key")
+    if raw is None:
+        authorization = headers.get(b"authorization", b"")
+        if authorization[:7].lower() == b"bearer ":
+            raw = authorization[7:]
+    token = raw.decode("latin-1").strip() if raw else ""
+    return token or None
+
+
+class AuthMiddleware:
+    """Resolve the presented key (if any) once per request and keep the outcome in the scope."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            token = presented_key(scope)
+            outcome: AuthOutcome | None = None
+            if token is not None:
+                keys: KeyService | None = getattr(scope["app"].state, "keys", None)
+                outcome = await keys.authenticate(token) if keys is not None else AuthOutcome(None, "unknown")
+            scope.setdefault("state", {})[STATE_KEY] = outcome
+        await self.app(scope, receive, send)
+
+
+def principal_of(scope: Scope) -> ApiKey | None:
+    """The authenticated key of a request (after ``AuthMiddleware``), else None."""
+    outcome: AuthOutcome | None = (scope.get("state") or {}).get(STATE_KEY)
+    return outcome.key if outcome is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling and what they may see.
+
+    Attributes:
+        key: the authenticated key, or None (auth off and no key presented).
+        scope_owner: the owner whose workflows this caller sees, or None for all of them
+            (auth off, or an admin key).
+    """
+
+    key: ApiKey | None
+    scope_owner: str | None
+
+    @property
+    def owner(self) -> str:
+        """The owner recorded on what this caller creates ('' when anonymous)."""
+        return self.key.id if self.key is not None else ""
+
+
+_bearer = HTTPBearer(auto_error=False, description="An agentflow API key (`af_live_…`).")
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The same key, as a header.")
+
+
+def _refuse(request: Request, reason: str, prefix: str | None) -> Unauthorized:
+    logger.warning(
+        "authentication failed",
+        extra={"event": "auth_failed", "reason": reason, "key_prefix": prefix, "path": request.url.path},
+    )
+    messages = {
+        "missing": "This route needs an API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
+        "revoked": "This API key was revoked.",
+    }
+    return Unauthorized(messages.get(reason, "The API key is not valid."))
+
+
+async def _outcome(
+    request: Request,
+    _bearer_token: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    _header_key: Annotated[str | None, Depends(_api_key_header)],
+) -> AuthOutcome | None:
+    # The security dependencies above only declare the schemes for OpenAPI; the middleware has
+    # already authenticated whatever key the request carries.
+    outcome: AuthOutcome | None = request.scope.get("state", {}).get(STATE_KEY)
+    return outcome
+
+
+@raises(Unauthorized)
+async def current_caller(request: Request, outcome: Annotated[AuthOutcome | None, Depends(_outcome)]) -> Caller:
+    """The caller of a protected route; 401 when ``AGENTFLOW_AUTH=required`` and no valid key."""
+    settings: Settings = request.app.state.settings
+    if not settings.auth_required:
+        key = outcome.key if outcome is not None else None
+        return Caller(key=key, scope_owner=None)
+    if outcome is None:
+        raise _refuse(request, "missing", None)
+    if outcome.key is None:
+        raise _refuse(request, outcome.failure or "unknown", outcome.prefix)
+    return Caller(key=outcome.key, scope_owner=None if outcome.key.is_admin else outcome.key.id)
+
+
+@raises(Unauthorized, Forbidden)
+async def admin_caller(request: Request, outcome: Annotated[AuthOutcome | None, Depends(_outcome)]) -> Caller:
+    """An admin key's caller, whatever ``AGENTFLOW_AUTH`` says: 401 without a valid key, 403 without admin."""
+    if outcome is None:
+        raise _refuse(request, "missing", None)
+    if outcome.key is None:
+        raise _refuse(request, outcome.failure or "unknown", outcome.prefix)
+    if not outcome.key.is_admin:
+        logger.warning(
+            "admin scope required",
+            extra={
+                "event": "auth_failed",
+                "reason": "forbidden",
+                "key_prefix": outcome.prefix,
+                "path": request.url.path,
+            },
+        )
+        raise Forbidden("This route needs an admin-scoped API key.")
+    return Caller(key=outcome.key, scope_owner=None)
+
+
+@raises(Unauthorized, Forbidden)
+async def require_admin(request: Request, outcome: Annotated[AuthOutcome | None, Depends(_outcome)]) -> None:
+    """Admin-only when authentication is on (``DELETE /cache``); open, like everything, when it is off."""
+    settings: Settings = request.app.state.settings
+    if settings.auth_required:
+        await admin_caller(request, outcome)
+
+
+CallerDep = Annotated[Caller, Depends(current_caller)]
+#: Always an admin key, whatever ``AGENTFLOW_AUTH`` says (key management).
+AdminCallerDep = Annotated[Caller, Depends(admin_caller)]
+
+
+def caller_extra(caller: Caller) -> dict[str, Any]:
+    """Log fields naming the caller's key (its id, never the secret)."""
+    return {"key_id": caller.key.id} if caller.key is not None else {}
