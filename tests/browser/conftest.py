@@ -63,8 +63,10 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_path: str) -> Iterator[Any]:
+    # Module scope, not session: Playwright's sync API keeps an event loop running in this thread
+    # while it is open, and every asyncio test collected after the browser tests would fail.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
