@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,6 +12,8 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from sqlalchemy.engine import make_url
 
 __all__ = ["checkpoint_location", "open_checkpointer"]
+
+_SETUP_LOCK = 0x6167_636B  # "agck": serialises the checkpointer's schema set-up across processes
 
 
 def checkpoint_location(database_url: str) -> str:
@@ -58,7 +61,23 @@ async def open_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSa
     await pool.open()
     try:
         postgres_saver = AsyncPostgresSaver(pool)
-        await postgres_saver.setup()
+        # Processes starting together would race on the checkpointer's own migrations table:
+        # they take turns on an advisory lock, and the later ones find its schema current.
+        async with pool.connection() as lock:
+            # Polled, not waited for: a session blocked in pg_advisory_lock is an open transaction,
+            # which the holder's CREATE INDEX CONCURRENTLY would wait for in turn (a deadlock).
+            while not await _try_lock(lock):  # noqa: ASYNC110 - the lock lives in PostgreSQL
+                await asyncio.sleep(0.1)
+            try:
+                await postgres_saver.setup()
+            finally:
+                await lock.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK,))
         yield postgres_saver
     finally:
         await pool.close()
+
+
+async def _try_lock(connection: Any) -> bool:
+    cursor = await connection.execute("SELECT pg_try_advisory_lock(%s) AS locked", (_SETUP_LOCK,))
+    row = await cursor.fetchone()
+    return bool(row and row["locked"])
