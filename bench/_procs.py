@@ -218,7 +218,7 @@ class Children:
         ]
         child = self.spawn("standins", argv, env=clean_env(), stdout=subprocess.PIPE)
         assert child.proc.stdout is not None
-        line = _readline(child, timeout=30.0)
+        line = _readline(child, timeout=90.0)
         info = json.loads(line)
         if info.get("event") != "standins_ready":
             raise RuntimeError(f"unexpected stand-in ready line: {line!r}")

@@ -91,7 +91,7 @@ def _measure_all(bench: Bench, *, concurrency: int, runs: int) -> dict[int, dict
         workers: list[Child] = []
         try:
             bench.children.ready(api)
-            wait_http_ready(f"http://127.0.0.1:{api.port}/readyz", timeout=30, child=api)
+            wait_http_ready(f"http://127.0.0.1:{api.port}/readyz", timeout=90, child=api)
             for count in WORKER_COUNTS:
                 argv = [str(VENV_BIN / "agentflow"), "worker", "--concurrency", str(concurrency)]
                 new = [

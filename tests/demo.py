@@ -55,7 +55,7 @@ def _start_server(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # a loaded 2-core machine can take tens of seconds
     while time.monotonic() < deadline:
         try:
             if httpx.get(base + "/readyz", timeout=0.5).status_code == 200:

@@ -60,7 +60,7 @@ class StandinServer:
         self._port: int | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self, timeout: float = 10.0) -> Self:
+    def start(self, timeout: float = 60.0) -> Self:
         """Bind, start serving in a daemon thread and wait until connections are accepted."""
         if self._thread is not None:
             raise RuntimeError("stand-in server already started")

@@ -79,7 +79,7 @@ def test_cli_prints_ready_line_serves_and_exits_cleanly_on_sigterm() -> None:
         text=True,
     )
     try:
-        ready = json.loads(_read_line(proc.stdout, timeout=15))
+        ready = json.loads(_read_line(proc.stdout, timeout=60))
         assert ready["event"] == "standins_ready"
         assert ready["port"] > 0
         assert ready["openai_base_url"] == f"http://127.0.0.1:{ready['port']}/v1"
