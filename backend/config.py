@@ -18,12 +18,13 @@ from sqlalchemy.exc import ArgumentError
 
 from agents.providers.pricing import ModelPrice
 
-__all__ = ["Settings", "config_error_message", "get_settings"]
+__all__ = ["RATE_LIMIT_PATTERN", "Settings", "config_error_message", "get_settings"]
 
 _DATABASE_URL_FORMS = "use sqlite+aiosqlite:///path/to/file.db or postgresql://user:password@host:port/database"
 _DEV_SECRET = "agentflow-development-secret-not-for-production"  # noqa: S105 - refused in prod
 _PLACEHOLDER_SECRETS = frozenset({_DEV_SECRET, "changeme" * 4, "change-me" * 4, "x" * 32})
-_RATE = r"^\s*\d+\s*(/|\s+per\s+)\s*(\d+\s+)?(second|minute|hour|day)s?\s*$"
+#: A rate limit as limits/slowapi parse it: "30/minute", "1000 per hour".
+RATE_LIMIT_PATTERN = r"^\s*\d+\s*(/|\s+per\s+)\s*(\d+\s+)?(second|minute|hour|day)s?\s*$"
 
 
 class Settings(BaseSettings):
@@ -51,8 +52,8 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = "127.0.0.1"
 
     # --- rate limiting ------------------------------------------------------------------------
-    rate_limit_submit: str = Field(default="30/minute", pattern=_RATE)
-    rate_limit_default: str = Field(default="600/minute", pattern=_RATE)
+    rate_limit_submit: str = Field(default="30/minute", pattern=RATE_LIMIT_PATTERN)
+    rate_limit_default: str = Field(default="600/minute", pattern=RATE_LIMIT_PATTERN)
     redis_url: str | None = None
 
     # --- authentication and quotas --------------------------------------------------------------

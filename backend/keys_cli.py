@@ -14,9 +14,9 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["create", "list_keys", "revoke"]
+from backend.config import RATE_LIMIT_PATTERN
 
-_RATE = re.compile(r"^\s*\d+\s*(/|\s+per\s+)\s*(\d+\s+)?(second|minute|hour|day)s?\s*$")
+__all__ = ["create", "list_keys", "revoke"]
 
 
 def _with_keys(action: Callable[[Any], Awaitable[int]]) -> int:
@@ -45,17 +45,10 @@ def _with_keys(action: Callable[[Any], Awaitable[int]]) -> int:
 
 
 def _public(key: Any) -> dict[str, Any]:
-    return {
-        "id": key.id,
-        "name": key.name,
-        "prefix": key.prefix,
-        "scopes": key.scopes,
-        "created_at": key.created_at.isoformat(),
-        "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
-        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
-        "max_queued": key.max_queued,
-        "rate_limit": key.rate_limit,
-    }
+    """A key as ``GET /keys`` shows it (never the secret)."""
+    from backend.api.routes.keys import KeyPublic
+
+    return KeyPublic.from_key(key).model_dump(mode="json")
 
 
 def create(*, name: str, admin: bool, max_queued: int | None, rate_limit: str | None, as_json: bool) -> int:
@@ -66,7 +59,7 @@ def create(*, name: str, admin: bool, max_queued: int | None, rate_limit: str | 
     if max_queued is not None and max_queued < 1:
         print("agentflow: --max-queued: at least 1", file=sys.stderr)
         return 2
-    if rate_limit is not None and not _RATE.match(rate_limit):
+    if rate_limit is not None and not re.match(RATE_LIMIT_PATTERN, rate_limit):
         print(f"agentflow: --rate-limit: {rate_limit!r} is not a limit like 30/minute", file=sys.stderr)
         return 2
 

@@ -20,7 +20,6 @@ from backend.api.middleware import (
     BodyLimitMiddleware,
     CorrelationIdMiddleware,
     HeaderLimitMiddleware,
-    MetricsMiddleware,
     RateLimitMiddleware,
     UnhandledErrorMiddleware,
 )
@@ -71,7 +70,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips),
         Middleware(CorrelationIdMiddleware),
         Middleware(AccessLogMiddleware),
-        Middleware(MetricsMiddleware),
         Middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,

@@ -216,13 +216,14 @@ class QueueExecutor:
         record = await self.store.get(workflow_id=workflow_id)
         if record is None or record.status.is_terminal:
             return
-        await self.store.update(workflow_id=workflow_id, lease_owner=self.name)
 
         def interrupted() -> bool:
             return job_context.abort_reason() is not AbortReason.USER_REQUEST
 
         try:
-            await self.runner.run(record, cancel_requested=lambda: False, interrupted=interrupted)
+            await self.runner.run(
+                record, cancel_requested=lambda: False, interrupted=interrupted, lease_owner=self.name
+            )
         except asyncio.CancelledError:
             if interrupted():
                 raise RunInterrupted(workflow_id) from None

@@ -91,10 +91,12 @@ class RunRunner:
         *,
         cancel_requested: Callable[[], bool],
         interrupted: Callable[[], bool],
+        lease_owner: str | None = None,
     ) -> None:
         """Execute ``record`` until it ends; re-raise CancelledError.
 
         Args:
+            lease_owner: recorded on the row when the run starts (the queue worker's name).
             cancel_requested: polled at every node boundary; True ends the run ``cancelled``.
             interrupted: consulted when the task is cancelled: True means the process is
                 stopping (the run stays resumable), False means a client cancelled it.
@@ -125,14 +127,18 @@ class RunRunner:
                     traceparent=record.traceparent,
                 ),
             ):
-                await self._execute(record, cancel_requested, interrupted)
+                await self._execute(record, cancel_requested, interrupted, lease_owner)
         finally:
             self.live.pop(record.id, None)
             record.timeline = None  # stored with the run; finished records are cached without it
             self.changed(record.id)
 
     async def _execute(
-        self, record: WorkflowRecord, cancel_requested: Callable[[], bool], interrupted: Callable[[], bool]
+        self,
+        record: WorkflowRecord,
+        cancel_requested: Callable[[], bool],
+        interrupted: Callable[[], bool],
+        lease_owner: str | None,
     ) -> None:
         spec = get_spec(record.workflow_type)
         if spec is None:
@@ -144,7 +150,9 @@ class RunRunner:
         started_at = record.started_at or utcnow()
         resumed = record.status is WorkflowStatus.RUNNING or record.attempts > 0
         attempts = record.attempts + 1
-        if not await self.store.start_run(workflow_id=record.id, started_at=started_at, attempts=attempts):
+        if not await self.store.start_run(
+            workflow_id=record.id, started_at=started_at, attempts=attempts, lease_owner=lease_owner
+        ):
             return  # cancelled (or ended elsewhere) in the meantime
         record.status, record.started_at, record.attempts = WorkflowStatus.RUNNING, started_at, attempts
         self.changed(record.id)

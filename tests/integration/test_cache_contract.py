@@ -8,36 +8,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
-
-from backend.config import Settings
 from tests.helpers import wait_terminal
 from tests.standins import OpenAIConfig, StandinServer
 
 BODY = {"topic": "Contract of the cache", "max_iterations": 1, "score_threshold": 10}
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path}/cache.db"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
-@pytest.fixture
-def start(
-    database_url: str, make_settings: Callable[..., Settings], app_factory: Callable[[Settings], Any]
-) -> Callable[..., Any]:
-    async def start_app(**overrides: Any) -> httpx.AsyncClient:
-        client: httpx.AsyncClient = await app_factory(make_settings(database_url=database_url, **overrides))
-        return client
-
-    return start_app
 
 
 async def test_hit_single_flight_timeline_and_summary(start: Callable[..., Any], standin: StandinServer) -> None:

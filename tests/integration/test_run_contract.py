@@ -11,42 +11,16 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from backend.config import Settings
 from tests.helpers import reflection_responder, wait_terminal
 from tests.integration.servers import ServerProcess
 from tests.standins import OpenAIConfig, StandinServer
 
 EXECUTOR = {"sqlite": "local", "postgres": "queue"}
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if backend == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path}/contract.db"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
-@pytest.fixture
-def start(
-    database_url: str, make_settings: Callable[..., Settings], app_factory: Callable[[Settings], Any]
-) -> Callable[..., Any]:
-    async def start_app(**overrides: Any) -> httpx.AsyncClient:
-        client: httpx.AsyncClient = await app_factory(make_settings(database_url=database_url, **overrides))
-        return client
-
-    return start_app
 
 
 async def _until(client: httpx.AsyncClient, workflow_id: str, status: str, timeout: float = 30.0) -> dict[str, Any]:

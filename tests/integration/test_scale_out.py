@@ -23,15 +23,6 @@ from tests.helpers import reflection_responder, wait_terminal
 from tests.standins import OpenAIConfig, StandinServer
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
-    """Each backend in turn (parametrised, as the checkpointer tests are)."""
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path}/store.db"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[WorkflowStore]:
     engine = create_engine(database_url)

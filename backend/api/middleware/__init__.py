@@ -4,7 +4,6 @@ from backend.api.middleware.access_log import AccessLogMiddleware
 from backend.api.middleware.body_limit import BodyLimitMiddleware
 from backend.api.middleware.correlation import CorrelationIdMiddleware
 from backend.api.middleware.header_limit import HeaderLimitMiddleware
-from backend.api.middleware.metrics import MetricsMiddleware
 from backend.api.middleware.rate_limit import RateLimitMiddleware
 from backend.api.middleware.unhandled import UnhandledErrorMiddleware
 
@@ -13,7 +12,6 @@ __all__ = [
     "BodyLimitMiddleware",
     "CorrelationIdMiddleware",
     "HeaderLimitMiddleware",
-    "MetricsMiddleware",
     "RateLimitMiddleware",
     "UnhandledErrorMiddleware",
 ]

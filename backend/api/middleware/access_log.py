@@ -1,4 +1,4 @@
-"""One access log line per request: method, path, status, duration_ms, client."""
+"""One access log line per request (method, path, status, duration_ms, client), and its HTTP metrics."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import logging
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from backend.api.middleware.metrics import record_http_request
 
 __all__ = ["AccessLogMiddleware"]
 
@@ -34,8 +36,10 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_and_record)
         finally:
+            seconds = time.perf_counter() - started
+            record_http_request(scope, status, seconds)
             client = scope.get("client")
-            duration_ms = round((time.perf_counter() - started) * 1000, 2)
+            duration_ms = round(seconds * 1000, 2)
             logger.info(
                 "%s %s %s",
                 scope["method"],

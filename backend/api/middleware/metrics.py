@@ -1,5 +1,8 @@
 """HTTP metrics: requests by route template, method and status, and a latency histogram.
 
+Recorded by ``AccessLogMiddleware``, which already waits for every response's status and end:
+one observing layer per request instead of two.
+
 The route label is the matched route's template (``/workflows/{workflow_id}``), never the raw
 path, so ids cannot blow up the label set. A request answered before routing (a rate-limit
 429, an oversized body) is matched against the app's routes here; a path no route knows is
@@ -9,16 +12,15 @@ path, so ids cannot blow up the label set. A request answered before routing (a 
 from __future__ import annotations
 
 import re
-import time
 import weakref
 from typing import Any
 
 from starlette.routing import Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from agents.metrics import metrics
 
-__all__ = ["MetricsMiddleware", "route_template"]
+__all__ = ["record_http_request", "route_template"]
 
 UNMATCHED = "unmatched"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -67,28 +69,10 @@ def _documented_template(app: Any, path: str, method: str) -> str:
     return matching[0][0] if matching else UNMATCHED
 
 
-class MetricsMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_and_record(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_record)
-        finally:
-            route = route_template(scope)
-            method = scope["method"] if scope["method"] in _METHODS else "other"
-            instruments = metrics()
-            instruments.http_requests.labels(route, method, str(status)).inc()
-            instruments.http_duration.labels(route, method).observe(time.perf_counter() - started)
+def record_http_request(scope: Scope, status: int, seconds: float) -> None:
+    """Count one answered request and observe its latency (called by the access-log middleware)."""
+    route = route_template(scope)
+    method = scope["method"] if scope["method"] in _METHODS else "other"
+    instruments = metrics()
+    instruments.http_requests.labels(route, method, str(status)).inc()
+    instruments.http_duration.labels(route, method).observe(seconds)

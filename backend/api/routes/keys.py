@@ -10,13 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agents.errors import NotFound
 from backend.api.auth import AdminCallerDep
+from backend.config import RATE_LIMIT_PATTERN
 from backend.runs.keys import KeyService
 from backend.runs.store.keys import ApiKey
 
 __all__ = ["KeyCreate", "KeyCreated", "KeyPublic", "KeysPublic", "router"]
 
 router = APIRouter(prefix="/keys", tags=["keys"])
-RATE = r"^\s*\d+\s*(/|\s+per\s+)\s*(\d+\s+)?(second|minute|hour|day)s?\s*$"
 
 
 class KeyCreate(BaseModel):
@@ -26,7 +26,9 @@ class KeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200, description="What the key is for (shown in listings).")
     scopes: list[Literal["admin"]] = Field(default_factory=list, description='["admin"] to see and manage everything.')
     max_queued: int | None = Field(default=None, ge=1, description="Unfinished workflows allowed at once.")
-    rate_limit: str | None = Field(default=None, pattern=RATE, description='Submit limit, e.g. "30/minute".')
+    rate_limit: str | None = Field(
+        default=None, pattern=RATE_LIMIT_PATTERN, description='Submit limit, e.g. "30/minute".'
+    )
 
 
 class KeyPublic(BaseModel):

@@ -409,13 +409,21 @@ class WorkflowStore:
             await connection.execute(update(workflows).where(workflows.c.id == workflow_id).values(**values))
             await self._notify(connection, [workflow_id])
 
-    async def start_run(self, *, workflow_id: str, started_at: datetime, attempts: int) -> bool:
-        """Mark a live record ``running`` for its next attempt; False if it already ended."""
+    async def start_run(
+        self, *, workflow_id: str, started_at: datetime, attempts: int, lease_owner: str | None = None
+    ) -> bool:
+        """Mark a live record ``running`` for its next attempt (by ``lease_owner``, when given);
+        False if it already ended."""
+        values: dict[str, Any] = {
+            "status": WorkflowStatus.RUNNING.value,
+            "started_at": started_at,
+            "attempts": attempts,
+        }
+        if lease_owner is not None:
+            values["lease_owner"] = lease_owner
         async with self.engine.begin() as connection:
             outcome = await connection.execute(
-                update(workflows)
-                .where(workflows.c.id == workflow_id, _NOT_TERMINAL)
-                .values(status=WorkflowStatus.RUNNING.value, started_at=started_at, attempts=attempts)
+                update(workflows).where(workflows.c.id == workflow_id, _NOT_TERMINAL).values(**values)
             )
             if outcome.rowcount:
                 await self._notify(connection, [workflow_id])

@@ -55,6 +55,7 @@ class WorkflowRow(Base):
         Index("ix_workflows_status", "status"),
         Index("ux_workflows_owner_idempotency", "owner", "idempotency_key", unique=True),
         Index("ix_workflows_owner_created", "owner", "created_at", "id"),
+        Index("ix_workflows_owner_status", "owner", "status"),
         # Single flight: at most one run in flight per cache key, across every process.
         Index(
             "ux_workflows_flight",

@@ -49,9 +49,13 @@ def upgrade() -> None:
             batch.add_column(sa.Column("owner", sa.String(32), nullable=False, server_default=""))
     op.create_index("ux_workflows_owner_idempotency", "workflows", ["owner", "idempotency_key"], unique=True)
     op.create_index("ix_workflows_owner_created", "workflows", ["owner", "created_at", "id"])
+    # The max_queued quota counts a key's unfinished runs on every submit: an index lookup, not a
+    # scan of everything the key ever ran.
+    op.create_index("ix_workflows_owner_status", "workflows", ["owner", "status"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_workflows_owner_status", "workflows")
     op.drop_index("ix_workflows_owner_created", "workflows")
     op.drop_index("ux_workflows_owner_idempotency", "workflows")
     with op.batch_alter_table("workflows") as batch:
