@@ -308,9 +308,9 @@ async def test_searches_run_in_parallel(client: httpx.AsyncClient, standin: Stan
     assert len(record["result"]["queries"]) == 6
     assert max_overlap(standin.requests("tavily")) == 3
     assert max_overlap(standin.requests("arxiv")) == 1
+    # The stand-ins' journal proves the fan-out (all four search chains in flight at once); a
+    # wall-clock bound would only measure how busy the machine is (it failed once under load).
     assert max_overlap(standin.requests("arxiv") + standin.requests("tavily")) == 4
-    serial = 2 * llm + 3 * search + 3 * (search / 3)
-    assert record["execution_time"] < llm + search + llm + 0.6 < serial
 
 
 async def test_parallel_searches_with_slow_arxiv(client: httpx.AsyncClient, standin: StandinServer) -> None:
