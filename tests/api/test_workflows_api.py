@@ -82,14 +82,12 @@ async def test_post_wait_returns_the_finished_record(client: httpx.AsyncClient) 
 
 async def test_waits_that_run_out_return_current_state(client: httpx.AsyncClient, standin: StandinServer) -> None:
     standin.configure(openai=OpenAIConfig(latency=2.0))
-    started = time.monotonic()
     response = await client.post("/workflows/reflection?wait=0.3", json={"topic": "t"})
     assert response.status_code == 202
     assert response.json()["status"] in {"queued", "running"}
     get = await client.get(f"/workflows/{response.json()['workflow_id']}?wait=0.3")
     assert get.status_code == 200
-    assert get.json()["status"] == "running"
-    assert time.monotonic() - started < 2.0
+    assert get.json()["status"] == "running"  # each wait ran out long before the 2 s upstream call ended
 
 
 @pytest.mark.parametrize("wait", ["61", "-1", "soon"])
@@ -246,7 +244,6 @@ async def test_hundred_workflows_submit_fast_and_all_complete(
     client: httpx.AsyncClient, standin: StandinServer
 ) -> None:
     standin.configure(openai=OpenAIConfig(latency=0.2, responder=reflection_responder([9] * 100)))
-    started = time.monotonic()
     responses = await asyncio.gather(
         *[client.post("/workflows/reflection", json={"topic": f"topic {n}", "max_iterations": 1}) for n in range(100)]
     )
@@ -254,7 +251,8 @@ async def test_hundred_workflows_submit_fast_and_all_complete(
     ids = [r.json()["workflow_id"] for r in responses]
     finals = [await wait_terminal(client, workflow_id, timeout=60) for workflow_id in ids]
     assert {body["status"] for body in finals} == {"completed"}
-    assert time.monotonic() - started < 30
+    # They ran side by side, not one after another.
+    assert standin.stats()["upstreams"]["openai"]["max_in_flight"] > 1
 
 
 async def test_events_stream_progress_until_the_end(client: httpx.AsyncClient, standin: StandinServer) -> None:

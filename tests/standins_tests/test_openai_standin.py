@@ -255,6 +255,6 @@ async def test_latency_overlaps_for_concurrent_requests(standins: StandinServer)
         started = time.monotonic()
         await asyncio.gather(*(client.chat.completions.create(model=MODEL, messages=_user(f"q{i}")) for i in range(4)))
         elapsed = time.monotonic() - started
-    assert 0.3 <= elapsed < 0.9
+    assert elapsed >= 0.3  # overlap itself is shown by max_in_flight, not by a wall-clock bound
     assert standins.stats()["upstreams"]["openai"]["max_in_flight"] == 4
     assert all(e["duration"] >= 0.3 for e in standins.requests("openai"))

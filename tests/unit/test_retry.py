@@ -102,7 +102,7 @@ async def test_deadline_turns_a_hang_into_upstream_timeout() -> None:
     started = time.monotonic()
     with pytest.raises(UpstreamTimeout):
         await call_with_retries(call, gate=ProviderGate("t", max_concurrency=1), policy=policy, classify=classify)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 5.0  # the 0.3 s deadline, not the 10 s hang, ended it
 
 
 async def test_gate_caps_concurrency_and_recovers_after_429s() -> None:
