@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 # uv comes from PATH when present, else is bootstrapped into .tools/ from PyPI.
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 STAMP := $(VENV)/.installed
+# Test processes (pytest-xdist): most tests wait on servers and stand-in latency, so 3 overlap well on 2 cores.
+TEST_WORKERS ?= 3
 
 .PHONY: help install run demo test test-fast lint format type bench bench-quick screenshots clean
 
@@ -29,8 +31,8 @@ run: $(STAMP) ## serve for real (reads .env / environment; needs OPENAI_API_KEY)
 demo: $(STAMP) ## start offline stand-ins + server, run a reflection and a research workflow, print results
 	$(BIN)/python -m tests.demo
 
-test: $(STAMP) ## run the whole test suite
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: $(STAMP) ## run the whole test suite (TEST_WORKERS=3 processes; TEST_WORKERS=0 for one)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -103,3 +103,11 @@ def server(tmp_path_factory: pytest.TempPathFactory, standins: StandinServer) ->
     ).start()
     yield process
     process.terminate()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep every browser test on one xdist worker: one Chromium install check, one browser at a time."""
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if here in item.path.resolve().parents:
+            item.add_marker(pytest.mark.xdist_group("browser"))
