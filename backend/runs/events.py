@@ -14,10 +14,13 @@ events (``end`` included) go in the transaction that finishes the run. On Postgr
 notifies ``<workflow id>:events``, so a stream in another process (the API, with the run on a
 queue worker) wakes when the rows are committed; without notifications it polls.
 
-A crash loses at most the last ``flush_interval`` of events of the runs it interrupts; the run
-resumes from its checkpoint and numbers its next events after the last stored one, so a reader
-never sees a gap or a repeated number. Events are deleted ``retention`` seconds after their run
-ended (``sweep_forever``).
+A crash loses at most the last ``flush_interval`` of events of the runs it interrupts, yet a
+subscriber may already have seen some of them (served from memory). So that such a subscriber
+never sees a number twice, a process serves from memory only events numbered at most
+``RESUME_GAP`` past the last one it knows stored, and a resumed run numbers its next events
+``RESUME_GAP`` past the last stored one: numbers jump at a resume, and are never reused. A
+reader that reconnects with the last number it saw receives every stored event after it.
+Events are deleted ``retention`` seconds after their run ended (``sweep_forever``).
 
 Written by hand because no library offers a per-run, resumable, batched log over our store: the
 store (SQLAlchemy), the change hub and sse-starlette (at the edge) do the rest.
@@ -57,6 +60,9 @@ logger = logging.getLogger("agentflow.events")
 EVENT_KINDS = ("values", "updates", "messages", "custom", "status", "end")
 #: Events of a live run kept in memory beyond the unwritten ones (for subscribers that lag a little).
 MEMORY_TAIL = 256
+#: How far past its last stored event a run's numbers may run ahead in memory; a resumed run
+#: starts numbering this far past the last stored event (see the module docstring).
+RESUME_GAP = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +154,8 @@ class _RunLog:
     """The in-memory part of one live run's log, in the process executing it."""
 
     next_seq: int
+    #: The highest number known to be stored (memory serves at most ``RESUME_GAP`` past it).
+    stored_upto: int
     #: Recent events, contiguous and in order: every unwritten one, plus a tail of written ones.
     events: list[RunEvent] = field(default_factory=list)
     #: How many of ``events`` (from the end) are not written yet.
@@ -172,8 +180,11 @@ class EventLog:
         """Start logging a run here; a resumed run continues after its last stored event."""
         if workflow_id in self._runs:
             return
-        last = await self.store.last_event_seq(workflow_id=workflow_id) if resumed else 0
-        self._runs.setdefault(workflow_id, _RunLog(next_seq=last + 1))
+        if not resumed:
+            self._runs[workflow_id] = _RunLog(next_seq=1, stored_upto=0)
+            return
+        last = await self.store.last_event_seq(workflow_id=workflow_id)
+        self._runs.setdefault(workflow_id, _RunLog(next_seq=last + 1 + RESUME_GAP, stored_upto=last))
 
     def is_live(self, workflow_id: str) -> bool:
         """Whether the run's log is held (and written) by this process."""
@@ -218,6 +229,7 @@ class EventLog:
         run = self._runs.get(workflow_id)
         if run is not None:
             run.events.append(event)
+            run.stored_upto = max(run.stored_upto, event.seq)
         self.hub.changed(events_key(workflow_id))
 
     async def take_unwritten(self, workflow_id: str, *, then: RunEvent | None = None) -> list[dict[str, Any]]:
@@ -242,6 +254,7 @@ class EventLog:
             rows = await self.take_unwritten(workflow_id)
             if rows:
                 await self.store.append_events(rows=rows)
+                self.hub.changed(events_key(workflow_id))
         self._runs.pop(workflow_id, None)
         self.hub.changed(events_key(workflow_id))
 
@@ -262,20 +275,22 @@ class EventLog:
             self._flushing = asyncio.create_task(self._write(), name="event-log-flush")
 
     async def _write(self) -> None:
-        taken: list[tuple[_RunLog, int]] = []
+        taken: list[tuple[str, _RunLog, int, int]] = []  # (id, run, how many, the last number taken)
         rows: list[dict[str, Any]] = []
         try:
             for workflow_id, run in self._runs.items():
                 if run.unwritten:
                     rows.extend(_rows(workflow_id, run.events[len(run.events) - run.unwritten :]))
-                    taken.append((run, run.unwritten))
+                    taken.append((workflow_id, run, run.unwritten, run.events[-1].seq))
                     run.unwritten = 0
             if rows:
                 await self.store.append_events(rows=rows)
-            for run, _ in taken:
+            for workflow_id, run, _, last in taken:
+                run.stored_upto = max(run.stored_upto, last)
                 _trim(run)
+                self.hub.changed(events_key(workflow_id))  # more of the run may be shown now
         except BaseException as error:
-            for run, count in taken:  # written next time (or with the run's finish)
+            for _, run, count, _ in taken:  # written next time (or with the run's finish)
                 run.unwritten += count
             if not isinstance(error, Exception):
                 raise
@@ -292,14 +307,14 @@ class EventLog:
         holds them, else from the store (then from memory for the part not written yet)."""
         run = self._runs.get(workflow_id)
         if run is not None and run.events and run.events[0].seq <= after + 1:
-            return _after(run.events, after)[:limit]
+            return _after(run.events, after, run.stored_upto + RESUME_GAP)[:limit]
         stored = await self.store.events(workflow_id=workflow_id, after=after, limit=limit)
         found = [RunEvent(seq, kind, data) for seq, kind, data in stored]
         run = self._runs.get(workflow_id)
         if run is not None and run.events and len(found) < limit:
             upto = found[-1].seq if found else after
             if run.events[0].seq <= upto + 1:
-                found.extend(_after(run.events, upto))
+                found.extend(_after(run.events, upto, run.stored_upto + RESUME_GAP))
         return found
 
     # --- retention ----------------------------------------------------------------------------
@@ -330,9 +345,11 @@ class EventLog:
             await asyncio.sleep(every)
 
 
-def _after(events: Sequence[RunEvent], after: int) -> list[RunEvent]:
+def _after(events: Sequence[RunEvent], after: int, upto: int) -> list[RunEvent]:
+    """The events numbered after ``after`` and at most ``upto`` (``events`` is in order)."""
     start = bisect.bisect_right(events, after, key=lambda event: event.seq)
-    return list(events[start:])
+    end = bisect.bisect_right(events, upto, key=lambda event: event.seq)
+    return list(events[start:end])
 
 
 def _trim(run: _RunLog) -> None:
