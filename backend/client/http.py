@@ -130,7 +130,7 @@ class AgentflowClient:
         (``token`` events are skipped); after ``last_event_id``, when given."""
         timeout = httpx.Timeout(self._http.timeout.connect, read=STREAM_READ_TIMEOUT)
         path = f"/workflows/{workflow_id}/events"
-        headers = {"Last-Event-ID": last_event_id} if last_event_id else None
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
         with self._mapped(), connect_sse(self._http, "GET", path, timeout=timeout, headers=headers) as source:
             if source.response.is_error:
                 source.response.read()
