@@ -72,9 +72,10 @@ async def test_a_run_logs_numbered_events_of_every_kind_ending_with_end(
     final = events[-1].data["result"]
     assert streamed == final["drafts"][0]["text"]  # the tokens add up to the draft
     # Usage is still counted once per call while the calls stream.
-    assert events[-1].data["usage"]["llm_calls"] == (await client.get(f"/workflows/{workflow_id}")).json()["usage"][
-        "llm_calls"
-    ]
+    assert (
+        events[-1].data["usage"]["llm_calls"]
+        == (await client.get(f"/workflows/{workflow_id}")).json()["usage"]["llm_calls"]
+    )
     values = [event.data for event in events if event.kind == "values"]
     assert values[-1]["topic"] == TOPIC["topic"]
     # A replay after any event is exactly the rest, from the store as from memory.
