@@ -1,6 +1,6 @@
 """RunService: the one facade that routes, the CLI and the SDK-compatible API call.
 
-submit, get, list, wait, events, stream and cancel. It owns the store, the executor (in-process or job
+submit, get, list, wait, stream (a run's events) and cancel. It owns the store, the executor (in-process or job
 queue, behind ``Executor``), the result cache and the change hub; nothing here knows about HTTP.
 Every submit goes through the result cache (``backend.runs.cache``): a fresh hit is answered
 without scheduling anything, an identical run in flight is joined, anything else is scheduled.
@@ -272,28 +272,6 @@ class RunService:
                 return record
             await self.hub.wait(signal, remaining)
 
-    async def events(self, *, workflow_id: str, owner: str | None = None) -> AsyncIterator[WorkflowRecord | None]:
-        """The record now and after every visible change, ending with the terminal record.
-
-        Yields None after ``KEEPALIVE_SECONDS`` without a change, so the caller can keep an idle
-        connection alive.
-        """
-        last: str | None = None
-        quiet_since = time.monotonic()
-        while True:
-            signal = self.hub.watch(workflow_id)
-            record = await self.get(workflow_id=workflow_id, owner=owner)
-            fingerprint = _fingerprint(record)
-            if fingerprint != last:
-                last, quiet_since = fingerprint, time.monotonic()
-                yield record
-            elif time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
-                quiet_since = time.monotonic()
-                yield None
-            if record.status.is_terminal:
-                return
-            await self.hub.wait(signal, KEEPALIVE_SECONDS - (time.monotonic() - quiet_since))
-
     async def stream(
         self, *, workflow_id: str, owner: str | None = None, after: int = 0
     ) -> AsyncIterator[RunEvent | None]:
@@ -383,9 +361,3 @@ class RunService:
     async def live_counts(self) -> dict[str, int]:
         """Queued and running records now, across every process."""
         return await self.store.live_counts()
-
-
-def _fingerprint(record: WorkflowRecord) -> str:
-    return json.dumps(
-        [record.status.value, record.progress, record.usage.as_dict(), record.cancel_requested], sort_keys=True
-    )
