@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["LIVE_STATUS_SQL", "ApiKeyRow", "Base", "ResultCacheRow", "WorkflowRow"]
+__all__ = ["LIVE_STATUS_SQL", "ApiKeyRow", "Base", "ResultCacheRow", "RunEventRow", "WorkflowRow"]
 
 #: The statuses of a run still in flight, as SQL (the single-flight index covers only these rows).
 LIVE_STATUS_SQL = "status IN ('queued', 'running')"
@@ -56,6 +56,7 @@ class WorkflowRow(Base):
         Index("ux_workflows_owner_idempotency", "owner", "idempotency_key", unique=True),
         Index("ix_workflows_owner_created", "owner", "created_at", "id"),
         Index("ix_workflows_owner_status", "owner", "status"),
+        Index("ix_workflows_finished", "finished_at"),  # the event-retention sweep
         # Single flight: at most one run in flight per cache key, across every process.
         Index(
             "ux_workflows_flight",
@@ -97,3 +98,15 @@ class ResultCacheRow(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_result_cache_expires", "expires_at"),)
+
+
+class RunEventRow(Base):
+    """One event of a run's log (``backend.runs.events``): ``seq`` counts from 1 per run."""
+
+    __tablename__ = "run_events"
+
+    workflow_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(16))
+    data: Mapped[Any] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
