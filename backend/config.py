@@ -80,6 +80,11 @@ class Settings(BaseSettings):
         default=7 * 24 * 3600.0, ge=0, description="Seconds a completed result is served from the cache; 0 = off"
     )
 
+    # --- run events ---------------------------------------------------------------------------
+    event_retention: float = Field(
+        default=86400.0, gt=0, description="Seconds a run's event log is kept after the run ends"
+    )
+
     # --- models -------------------------------------------------------------------------------
     openai_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key")

@@ -222,7 +222,9 @@ class ChatProvider:
         request = self._structured_request(schema)
         started = time.perf_counter()
         message = await call_with_retries(
-            lambda: chat.ainvoke(messages, **request),
+            # Not streamed even when a graph streams ``messages``: a partial JSON answer is no
+            # use to a reader, and streaming costs CPU per chunk. Plain-text calls do stream.
+            lambda: chat.ainvoke(messages, stream=False, **request),
             gate=self.gate,
             policy=self.policy,
             attributes=_call_attributes(model),

@@ -164,18 +164,20 @@ def cancel(connection: Connection, workflow_id: str) -> int:
 def follow(client: AgentflowClient, record: dict[str, Any], view: ProgressView) -> dict[str, Any]:
     """Feed ``view`` from the run's event stream until the run ends; returns the final record.
 
-    A stream that drops (a restarting server) is reopened: at once if it was delivering events,
-    else after a back-off, up to ``STREAM_RETRIES`` times in a row. The run itself lives on the
-    server and resumes there.
+    A stream that drops (a restarting server) is reopened after the last event seen
+    (``Last-Event-ID``): at once if it was delivering events, else after a back-off, up to
+    ``STREAM_RETRIES`` times in a row. The run itself lives on the server and resumes there.
     """
     view.update(record)
     failures = 0
+    last_id: str | None = None
     while not terminal(record):
         received, lost = False, None
         try:
-            with client.events(record["workflow_id"]) as events:
+            with client.events(record["workflow_id"], last_event_id=last_id) as events:
                 for event in events:
                     record, received = event.record, True
+                    last_id = event.id or last_id
                     view.update(record)
                     if event.name == "end":
                         return record

@@ -60,13 +60,15 @@ class ApiError(ClientError):
 
 
 class ServerEvent:
-    """One server-sent event of a run's stream: ``update`` or ``end``, with the record."""
+    """One server-sent event of a run's stream: ``update`` or ``end``, with the record, and its id
+    (reconnecting with it as ``Last-Event-ID`` resumes after it)."""
 
-    __slots__ = ("name", "record")
+    __slots__ = ("id", "name", "record")
 
-    def __init__(self, name: str, record: dict[str, Any]) -> None:
+    def __init__(self, name: str, record: dict[str, Any], id: str | None = None) -> None:
         self.name = name
         self.record = record
+        self.id = id
 
 
 class AgentflowClient:
@@ -123,11 +125,13 @@ class AgentflowClient:
         return self._request("GET", f"/workflows/{workflow_id}/export", params={"format": fmt}).content
 
     @contextmanager
-    def events(self, workflow_id: str) -> Iterator[Iterator[ServerEvent]]:
-        """The run's event stream: ``update`` events with the full record, then one ``end``."""
+    def events(self, workflow_id: str, *, last_event_id: str | None = None) -> Iterator[Iterator[ServerEvent]]:
+        """The run's event stream: ``update`` events with the full record, then one ``end``
+        (``token`` events are skipped); after ``last_event_id``, when given."""
         timeout = httpx.Timeout(self._http.timeout.connect, read=STREAM_READ_TIMEOUT)
         path = f"/workflows/{workflow_id}/events"
-        with self._mapped(), connect_sse(self._http, "GET", path, timeout=timeout) as source:
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        with self._mapped(), connect_sse(self._http, "GET", path, timeout=timeout, headers=headers) as source:
             if source.response.is_error:
                 source.response.read()
                 raise _api_error(source.response)
@@ -138,7 +142,7 @@ class AgentflowClient:
             try:
                 for event in events:
                     if event.event in ("update", "end"):
-                        yield ServerEvent(event.event, json.loads(event.data))
+                        yield ServerEvent(event.event, json.loads(event.data), event.id or None)
             except SSEError as error:
                 raise ClientError(f"the server's event stream is not server-sent events ({error})") from None
 

@@ -9,6 +9,9 @@
   process are answered from memory. Progress reaches the database at most every
   ``progress_interval`` seconds (the checkpoint, not the progress column, makes a run durable);
   status changes are written at once.
+- It appends the run's events to the event log (``backend.runs.events``): graph ``values``,
+  ``updates``, LLM tokens (``messages``), ``custom`` writes, ``status`` on every visible change
+  and ``end``, which is written in the transaction that finishes the run.
 - It records the run's timeline (every node and upstream call, see ``agents.telemetry``) with
   the progress and at the end, and, when tracing is on, runs it inside one span that joins the
   trace of the request that submitted it.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
@@ -30,12 +34,14 @@ from typing import Any, cast
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import StreamMode
 
 from agents import context, telemetry
 from agents.errors import AgentflowError, BudgetExceeded, WorkflowTimeout
 from agents.metrics import metrics
 from agents.providers import Providers
 from agents.providers.usage import Usage
+from backend.runs.events import EventLog, jsonable, record_fields
 from backend.runs.records import CacheOutcome, WorkflowRecord, WorkflowStatus
 from backend.runs.signals import ChangeHub
 from backend.runs.store import WorkflowStore, utcnow
@@ -49,6 +55,8 @@ __all__ = ["RunRunner"]
 logger = logging.getLogger("agentflow.executor")
 #: A follower re-reads its leader at least this often (it is also woken by the leader's changes).
 FOLLOW_POLL_SECONDS = 1.0
+#: What the graph streams: every mode becomes events of the same name (``backend.runs.events``).
+STREAM_MODES: list[StreamMode] = ["updates", "values", "messages", "custom"]
 
 
 class RunRunner:
@@ -65,8 +73,10 @@ class RunRunner:
         hub: ChangeHub,
         progress_interval: float,
         cache_ttl: float = 0.0,
+        events: EventLog | None = None,
     ) -> None:
         self.store = store
+        self.events = events or EventLog(store=store, hub=hub)
         self.checkpointer = checkpointer
         self.providers = providers
         self.default_models = default_models
@@ -106,6 +116,7 @@ class RunRunner:
         """
         self.live[record.id] = record
         try:
+            await self.events.open(record.id, resumed=_maybe_resumed(record))
             # A resumed run appends to the timeline its earlier attempts stored.
             earlier = await self.store.timeline(workflow_id=record.id) if _maybe_resumed(record) else None
             timeline = telemetry.Timeline(earlier)
@@ -134,6 +145,7 @@ class RunRunner:
         finally:
             self.live.pop(record.id, None)
             record.timeline = None  # stored with the run; finished records are cached without it
+            await asyncio.shield(self.events.close(record.id))
             self.changed(record.id)
 
     async def _execute(
@@ -160,6 +172,7 @@ class RunRunner:
         ):
             return  # cancelled (or ended elsewhere) in the meantime
         record.status, record.started_at, record.attempts = WorkflowStatus.RUNNING, started_at, attempts
+        self.events.status(record)
         self.changed(record.id)
         if record.cached_from is not None and record.cache_outcome is CacheOutcome.COALESCED:
             try:
@@ -196,19 +209,30 @@ class RunRunner:
                         config,
                         context=run_context,
                         durability="sync",
-                        stream_mode=["updates", "values"],
+                        stream_mode=STREAM_MODES,
                     ),
                 )
+                emit = self.events.emit
                 async with contextlib.aclosing(stream):
                     last_node = progress.get("node", "")
                     async for mode, chunk in stream:
+                        if mode == "messages":
+                            message, metadata = chunk
+                            emit(record.id, "messages", [jsonable(message), jsonable(metadata)])
+                            continue
                         if mode == "updates":
                             last_node = next(iter(chunk), last_node) if isinstance(chunk, dict) else last_node
+                            emit(record.id, "updates", jsonable(chunk))
+                            continue
+                        if mode == "custom":
+                            emit(record.id, "custom", jsonable(chunk))
                             continue
                         state = cast("dict[str, Any]", chunk)
+                        emit(record.id, "values", jsonable(state))
                         progress = spec.progress(last_node, state)
                         usage = Usage.from_dict(state.get("usage"))
                         record.progress, record.usage = progress, usage
+                        self.events.status(record)
                         self.changed(record.id)
                         if time.monotonic() - flushed_at >= self.progress_interval:
                             flushed_at = time.monotonic()
@@ -377,6 +401,17 @@ class RunRunner:
             and record.cache_key is not None
             and record.cache_outcome in (CacheOutcome.MISS, CacheOutcome.REFRESH)
         )
+        final = dataclasses.replace(
+            record,
+            status=status,
+            finished_at=finished_at,
+            result=result,
+            error_code=error_code,
+            error_message=error_message,
+            usage=usage or record.usage,
+            progress=progress if progress is not None else record.progress,
+        )
+        end = self.events.reserve(record.id, "end", record_fields(final))
         changed = await self.store.finish(
             workflow_id=record.id,
             status=status,
@@ -400,8 +435,11 @@ class RunRunner:
                 if cacheable and record.cache_key is not None
                 else None
             ),
+            events=await self.events.take_unwritten(record.id, then=end),
         )
         if changed:
+            if end is not None:
+                self.events.publish(record.id, end)
             record.status, record.finished_at, record.result = status, finished_at, result
             record.error_code, record.error_message = error_code, error_message
             record.usage = usage or record.usage

@@ -6,6 +6,8 @@ closed when the context ends, in reverse order.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -15,6 +17,7 @@ from backend.config import Settings
 from backend.observability import setup_tracing
 from backend.runs.cache import ResultCache
 from backend.runs.checkpoints import open_checkpointer
+from backend.runs.events import EventLog
 from backend.runs.executor import Executor
 from backend.runs.local import LocalExecutor
 from backend.runs.runner import RunRunner
@@ -110,6 +113,9 @@ async def open_runtime(settings: Settings, *, worker_concurrency: int | None = N
             # Model server settings that change answers are part of every cache key.
             model_settings={"base_url": settings.openai_base_url, "temperature": settings.llm_temperature},
         )
+        events = EventLog(store=store, hub=hub)
+        sweeper = asyncio.create_task(events.sweep_forever(retention=settings.event_retention), name="event-retention")
+        stack.push_async_callback(_stop, sweeper)
         runner = RunRunner(
             store=store,
             checkpointer=checkpointer,
@@ -119,6 +125,7 @@ async def open_runtime(settings: Settings, *, worker_concurrency: int | None = N
             hub=hub,
             progress_interval=0.0 if queue_mode else 1.0,
             cache_ttl=settings.cache_ttl,
+            events=events,
         )
         executor: Executor
         if queue_mode:
@@ -136,6 +143,12 @@ async def open_runtime(settings: Settings, *, worker_concurrency: int | None = N
             executor = LocalExecutor(store=store, runner=runner, max_concurrent=settings.max_concurrent_workflows)
         await executor.start()
         try:
-            yield RunService(store=store, executor=executor, hub=hub, providers=providers, cache=cache)
+            yield RunService(store=store, executor=executor, hub=hub, providers=providers, cache=cache, events=events)
         finally:
             await executor.shutdown(settings.shutdown_grace_seconds)
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

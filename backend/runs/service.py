@@ -1,6 +1,6 @@
 """RunService: the one facade that routes, the CLI and the SDK-compatible API call.
 
-submit, get, list, wait, events and cancel. It owns the store, the executor (in-process or job
+submit, get, list, wait, events, stream and cancel. It owns the store, the executor (in-process or job
 queue, behind ``Executor``), the result cache and the change hub; nothing here knows about HTTP.
 Every submit goes through the result cache (``backend.runs.cache``): a fresh hit is answered
 without scheduling anything, an identical run in flight is joined, anything else is scheduled.
@@ -27,7 +27,7 @@ from agents.metrics import metrics
 from agents.providers import Providers
 from agents.providers.usage import Usage
 from backend.runs.cache import ResultCache
-from backend.runs.events import RunEvent
+from backend.runs.events import EventLog, RunEvent, events_key, record_fields
 from backend.runs.executor import Executor
 from backend.runs.records import CacheOutcome, WorkflowRecord, WorkflowStatus
 from backend.runs.signals import ChangeHub
@@ -70,6 +70,7 @@ class RunService:
         hub: ChangeHub,
         providers: Providers,
         cache: ResultCache,
+        events: EventLog | None = None,
     ) -> None:
         self.store = store
         self.executor = executor
@@ -78,6 +79,7 @@ class RunService:
         self.cache = cache
         #: LangGraph-API threads, over the same database.
         self.threads = ThreadService(ThreadStore(store.engine))
+        self.event_log = events or EventLog(store=store, hub=hub)
 
     # --- submit -------------------------------------------------------------------------------
 
@@ -379,21 +381,45 @@ class RunService:
     async def stream(
         self, *, workflow_id: str, owner: str | None = None, after: int = 0
     ) -> AsyncIterator[RunEvent | None]:
-        """A run's events after ``after``: ``status`` on each change, the final ``values``, then ``end``."""
-        seq = 0
-        async for record in self.events(workflow_id=workflow_id, owner=owner):
-            if record is None:
-                yield None
+        """The run's events with ``seq`` > ``after``: every stored one, then live ones as they
+        happen, ending after ``end`` (see ``backend.runs.events``).
+
+        Works wherever the run executes (this process, a queue worker, a process that resumed it
+        after a restart): events come from memory when this process writes them, else from the
+        store. A run that ended without an ``end`` in its log (cancelled while queued, answered
+        from the cache, lost its worker, or its events expired) ends the stream with one made
+        from the terminal record, numbered after the last event. Yields None after
+        ``KEEPALIVE_SECONDS`` without an event, so the caller can keep the connection alive.
+        NotFound for an unknown run or another owner's.
+        """
+        await self.get(workflow_id=workflow_id, owner=owner)
+        log, key = self.event_log, events_key(workflow_id)
+        cursor = after
+        quiet_since = time.monotonic()
+        while True:
+            signal = self.hub.watch(key)
+            batch = await log.read(workflow_id, after=cursor)
+            if not batch and not log.is_live(workflow_id):
+                record = await self.get(workflow_id=workflow_id)
+                if record.status.is_terminal:
+                    # A run finished by its runner stores ``end`` with the terminal record: look
+                    # again now that the record is known to be terminal.
+                    batch = await log.read(workflow_id, after=cursor)
+                    if not batch:
+                        yield RunEvent(cursor + 1, "end", record_fields(record))
+                        return
+            for event in batch:
+                yield event
+                cursor = event.seq
+                if event.kind == "end":
+                    return
+            if batch:
+                quiet_since = time.monotonic()
                 continue
-            seq += 1
-            if seq > after:
-                yield RunEvent(seq, "status", {"status": record.status.value, "progress": record.progress})
-            if record.status.is_terminal:
-                output = await self.output(record=record)
-                for kind, data in (("values", output), ("end", None)):
-                    seq += 1
-                    if seq > after:
-                        yield RunEvent(seq, kind, data)
+            if time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
+                quiet_since = time.monotonic()
+                yield None
+            await self.hub.wait(signal, KEEPALIVE_SECONDS - (time.monotonic() - quiet_since))
 
     # --- cancel -------------------------------------------------------------------------------
 

@@ -95,7 +95,8 @@ async def _listen(hub: ChangeHub, conninfo: str, channel: str, ready: asyncio.Ev
                 ready.set()
                 delay = 0.5
                 async for notification in connection.notifies():
-                    hub.changed(notification.payload)
+                    for key in notification.payload.split(","):  # event-log appends batch their keys
+                        hub.changed(key)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -39,9 +39,11 @@ def record(status: str = "running", node: str | None = None, **extra: Any) -> di
     }
 
 
-def sse(*events: tuple[str, dict[str, Any]], keepalive: bool = False) -> bytes:
+def sse(*events: tuple[str, dict[str, Any]], keepalive: bool = False, first_id: int = 1) -> bytes:
     parts = [": keep-alive\n\n"] if keepalive else []
-    parts += [f"event: {name}\nid: wf-1\ndata: {json.dumps(body)}\n\n" for name, body in events]
+    parts += [
+        f"event: {name}\nid: {first_id + n}\ndata: {json.dumps(body)}\n\n" for n, (name, body) in enumerate(events)
+    ]
     return "".join(parts).encode()
 
 
@@ -113,11 +115,12 @@ def test_events_yield_updates_then_end_and_skip_keepalives() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         assert request.url.path == "/workflows/wf-1/events"
         body = sse(("update", record(node="plan_queries")), ("end", record("completed", "finalize")), keepalive=True)
-        return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+        token = 'event: token\nid: 9\ndata: {"node": "draft", "content": "Hel", "message_id": "m"}\n\n'
+        return httpx.Response(200, content=token.encode() + body, headers={"content-type": "text/event-stream"})
 
     with client(handler).events("wf-1") as events:
-        seen = [(event.name, event.record["status"]) for event in events]
-    assert seen == [("update", "running"), ("end", "completed")]
+        seen = [(event.name, event.record["status"], event.id) for event in events]
+    assert seen == [("update", "running", "1"), ("end", "completed", "2")]
 
 
 def test_events_of_an_unknown_run_are_an_api_error() -> None:
@@ -140,11 +143,13 @@ def test_a_stream_that_is_not_sse_is_a_client_error() -> None:
 
 def test_follow_reopens_a_dropped_stream_until_the_run_ends() -> None:
     streams = [
-        sse(("update", record(node="plan_queries"))),  # the server went away before `end`
-        sse(("update", record(node="synthesize")), ("end", record("completed", "finalize"))),
+        sse(("update", record(node="plan_queries")), first_id=3),  # the server went away before `end`
+        sse(("update", record(node="synthesize")), ("end", record("completed", "finalize")), first_id=7),
     ]
+    resumed_after: list[str | None] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
+        resumed_after.append(request.headers.get("Last-Event-ID"))
         return httpx.Response(200, content=streams.pop(0), headers={"content-type": "text/event-stream"})
 
     out = io.StringIO()
@@ -152,6 +157,7 @@ def test_follow_reopens_a_dropped_stream_until_the_run_ends() -> None:
     final = follow(client(handler), record("queued"), view)
     assert final["status"] == "completed"
     assert streams == []
+    assert resumed_after == [None, "3"]  # the second stream resumes after the last event seen
     lines = out.getvalue().splitlines()
     assert [re.search(r"node=(\S+)", line)[1] for line in lines] == ["-", "plan_queries", "synthesize", "finalize"]  # type: ignore[index]
     assert " completed " in lines[-1]

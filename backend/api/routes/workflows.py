@@ -6,14 +6,14 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response, status
-from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
+from sse_starlette import EventSourceResponse
 
 from agents.errors import Conflict, ProviderNotConfigured, QuotaExceeded, ServiceUnavailable
 from backend.api.deps import CallerDep, RunServiceDep, SettingsDep, ValidWorkflowDep, WorkflowIdPath, submit_quota
 from backend.api.errors import raises
 from backend.api.schemas import TimelineEntryPublic, WorkflowPublic, WorkflowsPublic, WorkflowTimelinePublic
-from backend.api.sse import workflow_events
+from backend.api.sse import workflow_events_response
 from backend.runs import WorkflowStatus
 from workflows.base import WorkflowSpec
 from workflows.registry import WORKFLOWS
@@ -25,6 +25,23 @@ MAX_WAIT_SECONDS = 60.0
 WaitQuery = Annotated[
     float | None,
     Query(ge=0, le=MAX_WAIT_SECONDS, description="Hold the reply up to this many seconds until the run ends."),
+]
+LastEventIdHeader = Annotated[
+    str | None,
+    Header(
+        alias="Last-Event-ID",
+        pattern=r"^[0-9]{0,18}$",
+        description="Resume the event stream after this event id (SSE clients send it when they reconnect).",
+    ),
+]
+LastEventIdQuery = Annotated[
+    int | None,
+    Query(
+        alias="last_event_id",
+        ge=0,
+        le=10**18,
+        description="The same as the Last-Event-ID header, for clients that cannot set headers; the header wins.",
+    ),
 ]
 IdempotencyKey = Annotated[
     str | None,
@@ -126,17 +143,29 @@ async def cancel_workflow(
 @router.get(
     "/{workflow_id}/events",
     summary="Stream a workflow's progress as server-sent events",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "`update` events, then one `end` event"}},
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "`update` and `token` events, then one `end` event; `id` is the event's number",
+        }
+    },
 )
-async def stream_workflow(record: ValidWorkflowDep, runs: RunServiceDep, caller: CallerDep) -> StreamingResponse:
-    """Server-sent events: an ``update`` (the full record) whenever status, progress or usage
-    changes, then ``end`` once the run is terminal. Comments keep idle connections alive."""
-    return StreamingResponse(
-        workflow_events(runs, record.id, owner=caller.scope_owner),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+async def stream_workflow(
+    record: ValidWorkflowDep,
+    runs: RunServiceDep,
+    caller: CallerDep,
+    last_event_id: LastEventIdHeader = None,
+    last_event_id_query: LastEventIdQuery = None,
+) -> EventSourceResponse:
+    """Server-sent events from the run's event log: an ``update`` (the full record) whenever
+    status, progress or usage changes, a ``token`` for each chunk of text an LLM streams, then
+    ``end`` with the terminal record. Each ``id`` is the event's sequence number in the run;
+    reconnecting with ``Last-Event-ID`` (or ``?last_event_id=``) replays exactly the events after
+    it, also after a server restart, for as long as the run's events are kept
+    (``AGENTFLOW_EVENT_RETENTION`` after it ends). Comments keep idle connections alive."""
+    after = int(last_event_id) if last_event_id else (last_event_id_query or 0)
+    return workflow_events_response(runs, record.id, owner=caller.scope_owner, after=after)
 
 
 @router.get(

@@ -12,6 +12,9 @@ jobs are deferred in the same transaction as its rows: a row is never committed 
 
 On PostgreSQL every write that changes what a client can see also sends ``NOTIFY agentflow_runs``
 with the workflow id, in the same transaction, so waiters in every process wake on commit.
+Appending to a run's event log (``run_events``, see ``backend.runs.events``) notifies
+``<workflow id>:events`` instead (several keys per notification, comma-separated), so event
+streams wake without waking every record waiter.
 
 The result cache lives here too (``result_cache``: key → the completed run that answers it), and
 single flight is a partial unique index: at most one queued or running record per
@@ -38,11 +41,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from agents.errors import InvalidInput
 from backend.runs.records import TERMINAL_STATUSES, CacheOutcome, Usage, WorkflowRecord, WorkflowStatus
-from backend.runs.store.tables import ResultCacheRow, WorkflowRow
+from backend.runs.store.tables import ResultCacheRow, RunEventRow, WorkflowRow
 from backend.runs.store.threads import settle_thread
 
 __all__ = [
     "CHANGES_CHANNEL",
+    "EventRow",
     "FlightTaken",
     "IdempotencyConflict",
     "JobDeferrer",
@@ -60,6 +64,11 @@ JobDeferrer = Callable[[AsyncConnection, list[str]], Awaitable[list[int]]]
 
 workflows = cast(Table, WorkflowRow.__table__)
 result_cache = cast(Table, ResultCacheRow.__table__)
+run_events = cast(Table, RunEventRow.__table__)
+#: One stored event as the store reads it back: (seq, kind, data).
+EventRow = tuple[int, str, Any]
+#: A NOTIFY payload stays under PostgreSQL's 8000-byte limit.
+_NOTIFY_PAYLOAD_BYTES = 7000
 _RECORD_COLUMNS = [
     workflows.c[name]
     for name in (
@@ -323,6 +332,64 @@ class WorkflowStore:
             for workflow_id in workflow_ids:
                 await connection.execute(select(func.pg_notify(CHANGES_CHANNEL, workflow_id)))
 
+    async def _notify_keys(self, connection: AsyncConnection, keys: Sequence[str]) -> None:
+        """One NOTIFY per batch of keys (comma-separated), not one per key."""
+        if not self.notifies:
+            return
+        batch: list[str] = []
+        size = 0
+        for key in keys:
+            if batch and size + len(key) + 1 > _NOTIFY_PAYLOAD_BYTES:
+                await connection.execute(select(func.pg_notify(CHANGES_CHANNEL, ",".join(batch))))
+                batch, size = [], 0
+            batch.append(key)
+            size += len(key) + 1
+        if batch:
+            await connection.execute(select(func.pg_notify(CHANGES_CHANNEL, ",".join(batch))))
+
+    # --- run events ---------------------------------------------------------------------------
+
+    async def append_events(self, *, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert event rows (``workflow_id``, ``seq``, ``kind``, ``data``, ``created_at``) in one
+        multi-row statement; a (workflow_id, seq) already stored is kept, never overwritten."""
+        if not rows:
+            return
+        async with self.engine.begin() as connection:
+            await self._insert_events(connection, rows)
+
+    async def _insert_events(self, connection: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+        await connection.execute(dialect.insert(run_events).on_conflict_do_nothing(), list(rows))
+        await self._notify_keys(connection, list(dict.fromkeys(f"{row['workflow_id']}:events" for row in rows)))
+
+    async def events(self, *, workflow_id: str, after: int = 0, limit: int = 1000) -> list[EventRow]:
+        """Stored events of one run with ``seq`` > ``after``, in order, at most ``limit``."""
+        query = (
+            select(run_events.c.seq, run_events.c.kind, run_events.c.data)
+            .where(run_events.c.workflow_id == workflow_id, run_events.c.seq > after)
+            .order_by(run_events.c.seq)
+            .limit(limit)
+        )
+        async with self.engine.connect() as connection:
+            return [(int(row[0]), str(row[1]), row[2]) for row in (await connection.execute(query)).all()]
+
+    async def last_event_seq(self, *, workflow_id: str) -> int:
+        """The highest stored ``seq`` of a run's events (0: none)."""
+        query = select(func.max(run_events.c.seq)).where(run_events.c.workflow_id == workflow_id)
+        async with self.engine.connect() as connection:
+            return int((await connection.execute(query)).scalar_one() or 0)
+
+    async def delete_events(self, *, finished_before: datetime, finished_since: datetime | None = None) -> int:
+        """Delete the events of runs that ended before ``finished_before`` (and, when given, at
+        or after ``finished_since``, so a periodic sweep does not rescan all history); returns
+        how many rows went."""
+        ended = select(workflows.c.id).where(workflows.c.finished_at < finished_before)
+        if finished_since is not None:
+            ended = ended.where(workflows.c.finished_at >= finished_since)
+        async with self.engine.begin() as connection:
+            outcome = await connection.execute(delete(run_events).where(run_events.c.workflow_id.in_(ended)))
+        return int(outcome.rowcount or 0)
+
     async def get(self, *, workflow_id: str) -> WorkflowRecord | None:
         cached = self._finished.get(workflow_id)
         if cached is not None:
@@ -467,13 +534,16 @@ class WorkflowStore:
         result_by_reference: bool = False,
         thread_id: str | None = None,
         thread_values: dict[str, Any] | None = None,
+        events: Sequence[dict[str, Any]] = (),
     ) -> bool:
         """Move a non-terminal record to a terminal status; False if it was already terminal.
 
         ``cache_entry`` (key, workflow type, expiry) makes this run the cached result for its
         key, in the same transaction. ``result_by_reference``: the result is another run's (the
         record's ``cached_from``) and is not stored again. ``thread_id``: the run's thread takes
-        ``thread_values`` (when given) and its next status, in the same transaction.
+        ``thread_values`` (when given) and its next status, in the same transaction. ``events`` (rows
+        as for ``append_events``, the run's ``end`` event last) are written in the same
+        transaction, so a terminal record always has its last events stored.
         """
         values: dict[str, Any] = {
             "status": status.value,
@@ -504,6 +574,8 @@ class WorkflowStore:
                     await settle_thread(
                         connection, thread_id=thread_id, run_id=workflow_id, run_status=status, values=thread_values
                     )
+                if events:
+                    await self._insert_events(connection, events)
                 await self._notify(connection, [workflow_id])
         return bool(outcome.rowcount)
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["LIVE_STATUS_SQL", "ApiKeyRow", "Base", "ResultCacheRow", "ThreadRow", "WorkflowRow"]
+__all__ = ["LIVE_STATUS_SQL", "ApiKeyRow", "Base", "ResultCacheRow", "RunEventRow", "ThreadRow", "WorkflowRow"]
 
 #: The statuses of a run still in flight, as SQL (the single-flight index covers only these rows).
 LIVE_STATUS_SQL = "status IN ('queued', 'running')"
@@ -60,6 +60,7 @@ class WorkflowRow(Base):
         Index("ix_workflows_owner_created", "owner", "created_at", "id"),
         Index("ix_workflows_owner_status", "owner", "status"),
         Index("ix_workflows_thread_created", "thread_id", "created_at", "id"),
+        Index("ix_workflows_finished", "finished_at"),  # the event-retention sweep
         # Single flight: at most one run in flight per cache key, across every process.
         Index(
             "ux_workflows_flight",
@@ -120,3 +121,15 @@ class ThreadRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_threads_owner_updated", "owner", "updated_at", "id"),)
+
+
+class RunEventRow(Base):
+    """One event of a run's log (``backend.runs.events``): ``seq`` counts from 1 per run."""
+
+    __tablename__ = "run_events"
+
+    workflow_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(16))
+    data: Mapped[Any] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
