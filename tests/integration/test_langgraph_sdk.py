@@ -7,6 +7,10 @@ Tavily and arXiv. Every run goes through the same record and store as ``/workflo
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -18,7 +22,7 @@ from langgraph_sdk import get_client, get_sync_client
 from langgraph_sdk.client import LangGraphClient, SyncLangGraphClient
 from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEntityError
 
-from tests.integration.servers import ServerProcess
+from tests.integration.servers import ROOT, ServerProcess, WorkerProcess
 from tests.integration.test_auth_processes import SECRET, _issue
 from tests.standins import StandinServer
 from tests.standins.config import OpenAIConfig
@@ -286,3 +290,94 @@ def test_unsupported_routes_answer_501(sync_client: SyncLangGraphClient) -> None
         assert response.status_code == 501
         assert response.headers["content-type"].startswith("application/problem+json")
         assert response.json()["code"] == "not_implemented" and response.json()["detail"]
+
+
+async def test_join_stream_resumes_after_last_event_id(
+    served: Served, client: LangGraphClient, slow_model: None
+) -> None:
+    thread = await client.threads.create()
+    run = await client.runs.create(thread["thread_id"], "reflection", input=_topic("Auroras"))
+    first: list[Any] = []
+    async for part in client.runs.join_stream(thread["thread_id"], run["run_id"], stream_mode=["values", "updates"]):
+        first.append(part)
+        if len([p for p in first if p.id]) == 3:
+            break  # the client goes away after 3 numbered events
+    last_id = [p.id for p in first if p.id][-1]
+    rest = [
+        part
+        async for part in client.runs.join_stream(
+            thread["thread_id"], run["run_id"], stream_mode=["values", "updates"], last_event_id=last_id
+        )
+    ]
+    complete = [
+        part
+        async for part in client.runs.join_stream(thread["thread_id"], run["run_id"], stream_mode=["values", "updates"])
+    ]
+    numbered = [(p.id, p.event) for p in [*first, *rest] if p.id]
+    assert numbered == [(p.id, p.event) for p in complete if p.id]  # no gap, no duplicate
+    assert rest[-1].event == "end" and int(rest[0].id or rest[1].id) > int(last_id)
+
+
+@pytest.mark.postgres
+def test_queue_executor_orders_enqueued_runs_and_streams_tokens(postgres_url: str, standin: StandinServer) -> None:
+    """API process that only accepts, two workers that run: enqueue order, reject and tokens still hold."""
+    standin.configure(openai=OpenAIConfig(latency=0.3))
+    env = {
+        **standin.env(),
+        "AGENTFLOW_DATABASE_URL": postgres_url,
+        "AGENTFLOW_RATE_LIMIT_SUBMIT": "100000/minute",
+        "AGENTFLOW_RATE_LIMIT_DEFAULT": "100000/minute",
+    }
+    api = ServerProcess({**env, "AGENTFLOW_WORKER_CONCURRENCY": "0"})
+    workers = [WorkerProcess(env, concurrency=4) for _ in range(2)]
+    try:
+        for process in (api, *workers):
+            process.launch()
+        for process in (api, *workers):
+            process.wait_ready()
+        with get_sync_client(url=api.base_url, api_key=None) as client:
+            thread = client.threads.create()
+            runs = [client.runs.create(thread["thread_id"], "reflection", input=_topic("Ferns"))]
+            for label in ("Mosses", "Lichens", "Algae"):
+                runs.append(
+                    client.runs.create(
+                        thread["thread_id"], "reflection", input=_topic(label), multitask_strategy="enqueue"
+                    )
+                )
+            with pytest.raises(ConflictError):
+                client.runs.create(thread["thread_id"], "reflection", input=_topic("No"), multitask_strategy="reject")
+            final = client.runs.join(thread["thread_id"], runs[-1]["run_id"])
+            assert final["topic"].startswith("Algae")
+            with httpx.Client(base_url=api.base_url, timeout=30) as http:
+                records = [http.get(f"/workflows/{run['run_id']}").json() for run in runs]
+            assert [r["status"] for r in records] == ["completed"] * 4
+            for before, after in itertools.pairwise(records):
+                assert before["finished_at"] <= after["started_at"]
+            events = [
+                part.event
+                for part in client.runs.stream(
+                    None, "reflection", input=_topic("Spores"), stream_mode=["messages-tuple", "values"]
+                )
+            ]
+            assert "messages" in events and events.index("messages") < len(events) - 2
+            assert events[-1] == "end"
+    finally:
+        for process in (api, *workers):
+            process.kill()
+
+
+def test_the_readme_example_runs(served: Served, standin: StandinServer) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Using the LangGraph SDK", 1)[1]
+    example = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(example.strip().splitlines()) <= 14
+    result = subprocess.run(
+        [sys.executable, "-c", example.replace("http://localhost:8000", served.url)],
+        env={**os.environ, "LANGGRAPH_API_KEY": served.key},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    streamed, final = result.stdout.split("Final:", 1)
+    assert streamed.strip() and final.strip()
