@@ -7,10 +7,10 @@ Tavily and arXiv. Every run goes through the same record and store as ``/workflo
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import subprocess
 import sys
-import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
