@@ -172,7 +172,9 @@ async def _output(
                 await asyncio.shield(runs.cancel(workflow_id=record.id, owner=owner))
 
 
-_SUBMIT_ERRORS = (Conflict, NotSupported, ProviderNotConfigured, QuotaExceeded, ServiceUnavailable)
+#: What a run-creating route can refuse besides bad input: an unknown assistant or thread (404), a busy
+#: thread with ``reject`` (409), an unsupported feature (501), no credentials, a quota, shutting down.
+_SUBMIT_ERRORS = (NotFound, Conflict, NotSupported, ProviderNotConfigured, QuotaExceeded, ServiceUnavailable)
 
 
 # --- create ----------------------------------------------------------------------------------------------
@@ -290,7 +292,7 @@ async def list_runs(
     runs: RunServiceDep,
     caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     status_: Annotated[
         str | None,
         Query(alias="status", pattern="^(pending|running|error|success|timeout|interrupted)$"),

@@ -35,7 +35,7 @@ StreamMode = Literal[
     "lifecycle",
 ]  # fmt: skip
 Limit = Field(default=10, ge=1, le=1000, description="Most items to return.")
-Offset = Field(default=0, ge=0, description="Items to skip.")
+Offset = Field(default=0, ge=0, le=1_000_000, description="Items to skip.")
 
 
 class AssistantPublic(BaseModel):
