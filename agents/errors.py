@@ -11,6 +11,7 @@
     │   └── QuotaExceeded                quota_exceeded          429
     ├── ProviderNotConfigured            provider_not_configured 503
     ├── ServiceUnavailable               service_unavailable     503
+    ├── NotSupported                     not_implemented         501
     ├── UpstreamError                    upstream_error          502
     │   ├── UpstreamRateLimited          upstream_rate_limited
     │   ├── UpstreamTimeout              upstream_timeout
@@ -36,6 +37,7 @@ __all__ = [
     "Forbidden",
     "InvalidInput",
     "NotFound",
+    "NotSupported",
     "PayloadTooLarge",
     "ProviderNotConfigured",
     "QuotaExceeded",
@@ -134,6 +136,14 @@ class ServiceUnavailable(AgentflowError):
     code = "service_unavailable"
     status = 503
     title = "Service unavailable"
+
+
+class NotSupported(AgentflowError):
+    """A LangGraph Server feature agentflow does not offer (crons, the store, assistant editing, ...)."""
+
+    code = "not_implemented"
+    status = 501
+    title = "Not implemented"
 
 
 class UpstreamError(AgentflowError):

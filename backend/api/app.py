@@ -25,7 +25,7 @@ from backend.api.middleware import (
 )
 from backend.api.middleware.rate_limit import build_limiter
 from backend.api.openapi import install_openapi
-from backend.api.routes import cache, exports, health, keys, metrics, ui, workflows
+from backend.api.routes import cache, exports, health, keys, langgraph, metrics, ui, workflows
 from backend.api.routes.docs import install_docs
 from backend.config import Settings, get_settings
 from backend.logs import configure_logging
@@ -44,9 +44,13 @@ Submit a workflow (`POST /workflows/{type}`) and get its `workflow_id` at once (
 checkpointed after every node and resume after a crash. Every response carries `X-Request-ID`;
 errors are RFC 9457 `application/problem+json`.
 """
-ALLOWED_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "X-API-Key", "X-Request-ID", "X-Correlation-ID"]
+ALLOWED_HEADERS = [
+    "Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID", "X-API-Key", "X-Request-ID",
+    "X-Correlation-ID",
+]  # fmt: skip
 EXPOSED_HEADERS = [
-    "Location", "Retry-After", "X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
+    "Content-Location", "Location", "Retry-After", "X-Pagination-Next", "X-Request-ID", "X-RateLimit-Limit",
+    "X-RateLimit-Remaining", "X-RateLimit-Reset",
 ]  # fmt: skip
 
 
@@ -74,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_credentials=not allow_any_origin,  # never "*" together with credentials
-            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=ALLOWED_HEADERS,
             expose_headers=EXPOSED_HEADERS,
         ),
@@ -115,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(cache.router)
     app.include_router(keys.router)
+    app.include_router(langgraph.router)
     instrument_app(app)  # OpenTelemetry, only when the OTEL_* environment asks for it
     process_metrics()  # created now (prometheus_client's import is ~0.1 s), not during the first request
     return app

@@ -13,7 +13,7 @@ from urllib.parse import unquote_to_bytes
 from fastapi import Depends, Path, Request
 from fastapi.routing import APIRoute
 
-from backend.api.auth import CallerDep, require_admin
+from backend.api.auth import Caller, CallerDep, require_admin
 from backend.api.errors import FieldError, MalformedQuery, ValidationFailed
 from backend.config import Settings
 from backend.runs import RunService, WorkflowRecord
@@ -28,6 +28,7 @@ __all__ = [
     "WorkflowIdPath",
     "get_settings",
     "storable_parameters",
+    "submit_quota",
     "valid_workflow",
 ]
 
@@ -85,6 +86,13 @@ def _query_names(route: APIRoute) -> frozenset[str]:
         names.update(param.alias for param in dependant.query_params)
         dependants.extend(dependant.dependencies)
     return frozenset(names)
+
+
+def submit_quota(caller: Caller, settings: Settings) -> int | None:
+    """Unfinished workflows the caller's key may have (keyless callers, with auth off: no quota)."""
+    if caller.key is None:
+        return None
+    return caller.key.max_queued or settings.max_queued_per_key
 
 
 async def valid_workflow(runs: RunServiceDep, workflow_id: WorkflowIdPath, caller: CallerDep) -> WorkflowRecord:

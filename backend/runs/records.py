@@ -72,6 +72,12 @@ class WorkflowRecord:
     cache_outcome: CacheOutcome | None = None
     #: W3C traceparent of the submit, so the run's spans join the request's trace.
     traceparent: str | None = None
+    #: The LangGraph-API thread the run belongs to (None for runs submitted at ``/workflows``).
+    thread_id: str | None = None
+    #: The run's own metadata (LangGraph API ``metadata``), kept as given.
+    metadata: dict[str, Any] | None = None
+    #: How the run was admitted on a busy thread: ``reject`` or ``enqueue`` (None: not on a thread).
+    multitask_strategy: str | None = None
     #: Nodes and upstream calls so far; only on the live record of a run executing here (the
     #: store keeps it apart from the record, see ``WorkflowStore.timeline``).
     timeline: list[dict[str, Any]] | None = None

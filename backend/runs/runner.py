@@ -45,6 +45,8 @@ from backend.runs.events import EventLog, jsonable, record_fields
 from backend.runs.records import CacheOutcome, WorkflowRecord, WorkflowStatus
 from backend.runs.signals import ChangeHub
 from backend.runs.store import WorkflowStore, utcnow
+from backend.runs.store.threads import ThreadStore
+from backend.runs.threads import final_values
 from workflows.base import WorkflowSpec
 from workflows.registry import get_spec
 
@@ -84,6 +86,7 @@ class RunRunner:
         self.cache_ttl = cache_ttl
         #: The current record of every run executing (or about to) in this process.
         self.live: dict[str, WorkflowRecord] = {}
+        self.threads = ThreadStore(store.engine)
         self._graphs: dict[str, CompiledStateGraph[Any, Any, Any, Any]] = {}
 
     def changed(self, workflow_id: str) -> None:
@@ -158,6 +161,8 @@ class RunRunner:
             return
         if record.cancel_requested:
             await self._finish(record, WorkflowStatus.CANCELLED, progress=record.progress)
+            return
+        if record.thread_id is not None and record.started_at is None and not await self._wait_turn(record):
             return
         started_at = record.started_at or utcnow()
         resumed = record.status is WorkflowStatus.RUNNING or record.attempts > 0
@@ -263,6 +268,33 @@ class RunRunner:
             return
         await self._finish(record, WorkflowStatus.COMPLETED, state=state, result=spec.result(state), progress=progress)
 
+    async def _wait_turn(self, record: WorkflowRecord) -> bool:
+        """Hold a run enqueued on a busy thread until every earlier run of the thread has ended.
+
+        Waits like a coalesced follower: woken by the predecessor's changes, re-reading at least
+        every ``FOLLOW_POLL_SECONDS``. Returns False if the run ended meanwhile (cancelled while
+        queued); it stays ``queued`` while it waits.
+        """
+        assert record.thread_id is not None
+        logged = False
+        while True:
+            ahead = await self.threads.runs_ahead(
+                thread_id=record.thread_id, run_id=record.id, created_at=record.created_at
+            )
+            if ahead is None:
+                return True
+            signal = self.hub.watch(ahead)
+            current = await self.store.get(workflow_id=record.id)
+            if current is None or current.status.is_terminal:
+                return False
+            if not logged:
+                logged = True
+                logger.info(
+                    "workflow waits for the run ahead of it on its thread",
+                    extra={"event": "workflow_enqueued", "thread_id": record.thread_id, "waits_for": ahead},
+                )
+            await self.hub.wait(signal, FOLLOW_POLL_SECONDS)
+
     async def _follow(self, record: WorkflowRecord, cancel_requested: Callable[[], bool]) -> bool:
         """Wait on the identical run ``record`` coalesced onto, and end as it ended.
 
@@ -342,6 +374,13 @@ class RunRunner:
             progress=progress,
         )
 
+    @staticmethod
+    def _thread_values(
+        record: WorkflowRecord, state: Mapping[str, Any] | None, result: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        spec = get_spec(record.workflow_type)
+        return final_values(spec, record, state, result) if spec is not None else None
+
     async def _finish(
         self,
         record: WorkflowRecord,
@@ -384,6 +423,13 @@ class RunRunner:
             finished_at=finished_at,
             timeline=list(record.timeline) if record.timeline is not None else None,
             result_by_reference=result_by_reference,
+            thread_id=record.thread_id,
+            # A cancelled run leaves its thread's values as they were (interrupt and rollback alike).
+            thread_values=(
+                self._thread_values(record, state, result)
+                if record.thread_id is not None and status is not WorkflowStatus.CANCELLED
+                else None
+            ),
             cache_entry=(
                 (record.cache_key, record.workflow_type, finished_at + timedelta(seconds=self.cache_ttl))
                 if cacheable and record.cache_key is not None

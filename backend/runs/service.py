@@ -32,7 +32,9 @@ from backend.runs.executor import Executor
 from backend.runs.records import CacheOutcome, WorkflowRecord, WorkflowStatus
 from backend.runs.signals import ChangeHub
 from backend.runs.store import FlightTaken, IdempotencyConflict, Page, WorkflowStore, utcnow
+from backend.runs.store.threads import ThreadStore
 from backend.runs.summary import summarize
+from backend.runs.threads import MultitaskStrategy, ThreadRecord, ThreadService, final_values, run_output
 from workflows.base import WorkflowSpec
 from workflows.registry import WORKFLOWS
 
@@ -75,6 +77,8 @@ class RunService:
         self.hub = hub
         self.providers = providers
         self.cache = cache
+        #: LangGraph-API threads, over the same database.
+        self.threads = ThreadService(ThreadStore(store.engine))
         self.event_log = events or EventLog(store=store, hub=hub)
 
     # --- submit -------------------------------------------------------------------------------
@@ -88,6 +92,10 @@ class RunService:
         owner: str = "",
         max_queued: int | None = None,
         private_cache: bool = False,
+        thread_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        multitask_strategy: MultitaskStrategy = "reject",
+        webhook: str | None = None,  # wired by the webhooks branch
     ) -> Submission:
         """Store a queued record (before any reply) and schedule it.
 
@@ -101,7 +109,51 @@ class RunService:
                 unfinished runs.
             private_cache: share cached results and flights only among runs of the same owner
                 (with authentication on, one key never learns what another asked).
+            thread_id: the LangGraph-API thread the run belongs to (the caller checked the owner
+                may use it). The thread turns busy; when the run ends it takes the run's values.
+            metadata: the run's LangGraph-API metadata, kept on the record.
+            multitask_strategy: with ``thread_id``, what happens when the thread has a run in
+                flight: ``reject`` raises Conflict, ``enqueue`` starts the run after it.
         """
+        if thread_id is None:
+            return await self._submit(spec, body, idempotency_key, owner, max_queued, private_cache, None, None, None)
+        digest = request_hash(spec, body)
+        if idempotency_key is not None:  # a retry of an accepted run is not a second run on the thread
+            existing = await self.store.get_by_idempotency_key(key=idempotency_key, owner=owner)
+            if existing is not None:
+                return Submission(self._same_request(existing, digest), created=False)
+        if not await self.threads.store.occupy(thread_id=thread_id, reject_if_busy=multitask_strategy == "reject"):
+            raise Conflict(
+                "Thread is already running a task. Wait for it to finish or choose a different multitask strategy.",
+                thread_id=thread_id,
+            )
+        try:
+            submission = await self._submit(
+                spec, body, idempotency_key, owner, max_queued, private_cache, thread_id, metadata, multitask_strategy
+            )
+        except BaseException:
+            await asyncio.shield(self.threads.store.release(thread_id=thread_id, run_id=""))
+            raise
+        record = submission.record
+        if record.status.is_terminal:  # answered from the result cache: it ran nothing
+            values = final_values(spec, record, None, record.result)
+            if values is not None:
+                await self.threads.store.set_values(thread_id=thread_id, values=values, run_id=record.id)
+        return submission
+
+    async def _submit(
+        self,
+        spec: WorkflowSpec,
+        body: BaseModel,
+        idempotency_key: str | None,
+        owner: str,
+        max_queued: int | None,
+        private_cache: bool,
+        thread_id: str | None,
+        metadata: dict[str, Any] | None,
+        multitask_strategy: str | None,
+    ) -> Submission:
+        links: dict[str, Any] = {"thread_id": thread_id, "metadata": metadata, "multitask_strategy": multitask_strategy}
         digest = request_hash(spec, body)
         if idempotency_key is not None:
             existing = await self.store.get_by_idempotency_key(key=idempotency_key, owner=owner)
@@ -120,7 +172,7 @@ class RunService:
         if policy == "use" and key is not None:
             source = await self.cache.fresh(key=key, now=utcnow())
             if source is not None:
-                return await self._answer_from_cache(spec, body, source, key, idempotency_key, digest, owner)
+                return await self._answer_from_cache(spec, body, source, key, idempotency_key, digest, owner, links)
         spec.required_providers(body, self.providers)
         record = WorkflowRecord(
             id=str(uuid.uuid4()),
@@ -137,6 +189,7 @@ class RunService:
             flight_key=key if policy == "use" else None,
             cache_outcome=self.cache.outcome(policy),
             traceparent=telemetry.current_traceparent(),
+            **links,
         )
         for _ in range(3):
             try:
@@ -155,7 +208,7 @@ class RunService:
                 assert key is not None
                 source = await self.cache.fresh(key=key, now=utcnow())
                 if source is not None:
-                    return await self._answer_from_cache(spec, body, source, key, idempotency_key, digest, owner)
+                    return await self._answer_from_cache(spec, body, source, key, idempotency_key, digest, owner, links)
                 continue
             break
         else:  # lost every race for the flight: run without one rather than fail the submit
@@ -173,6 +226,7 @@ class RunService:
         idempotency_key: str | None,
         digest: str,
         owner: str,
+        links: dict[str, Any],
     ) -> Submission:
         """A completed record carrying ``source``'s result at zero usage; nothing is scheduled."""
         now = utcnow()
@@ -194,6 +248,7 @@ class RunService:
             cache_key=key,
             cached_from=source.id,
             cache_outcome=CacheOutcome.HIT,
+            **links,
         )
         try:
             await asyncio.shield(self.store.create(record=record))
@@ -271,6 +326,35 @@ class RunService:
             if record.status.is_terminal or remaining <= 0:
                 return record
             await self.hub.wait(signal, remaining)
+
+    # --- LangGraph-API runs ---------------------------------------------------------------------
+
+    async def thread_run(self, *, thread_id: str, run_id: str, owner: str | None = None) -> WorkflowRecord:
+        """A run of a thread (the owner's, when given); NotFound otherwise."""
+        record = await self.find(workflow_id=run_id, owner=owner)
+        if record is None or record.thread_id != thread_id:
+            raise NotFound(f"No run {run_id!r} on thread {thread_id!r}.")
+        return record
+
+    async def thread_runs(
+        self,
+        *,
+        thread_id: str,
+        owner: str | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        status: WorkflowStatus | None = None,
+    ) -> builtins.list[WorkflowRecord]:
+        """The runs of a thread the owner may see, newest first."""
+        await self.threads.get(thread_id=thread_id, owner=owner)
+        return await self.store.thread_runs(thread_id=thread_id, limit=limit, offset=offset, status=status)
+
+    async def output(self, *, record: WorkflowRecord) -> dict[str, Any]:
+        """A finished run's output as ``runs.wait`` / ``runs.join`` answer it (see ``run_output``)."""
+        thread: ThreadRecord | None = None
+        if record.thread_id is not None:
+            thread = await self.threads.store.get(thread_id=record.thread_id)
+        return run_output(record, thread)
 
     async def stream(
         self, *, workflow_id: str, owner: str | None = None, after: int = 0

@@ -1,4 +1,4 @@
-"""Rate limiting with slowapi's limiter: a submit limit for workflow-creating POSTs, a default
+"""Rate limiting with slowapi's limiter: a submit limit for workflow- and run-creating POSTs, a default
 limit for everything else, health and docs exempt.
 
 slowapi's ``Limiter`` owns the storage (``memory://`` or Redis, shared by every worker) and the
@@ -34,8 +34,9 @@ logger = logging.getLogger("agentflow.ratelimit")
 
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json"})
 EXEMPT_PREFIX = "/docs/"  # the docs' assets and OAuth2 redirect page
-# Workflow-creating POSTs: /workflows/<type>, not /workflows/<id>/cancel.
-_SUBMIT_PATH = re.compile(r"^/workflows/[^/]+/?$")
+# Workflow-creating POSTs: /workflows/<type> (not /workflows/<id>/cancel), and the LangGraph API's
+# run-creating routes: /threads/<id>/runs[/wait|/stream] and /runs[/wait|/stream].
+_SUBMIT_PATH = re.compile(r"^/(workflows/[^/]+|threads/[^/]+/runs(/wait|/stream)?|runs(/wait|/stream)?)/?$")
 
 
 def is_exempt(path: str) -> bool:

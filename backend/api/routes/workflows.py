@@ -10,12 +10,10 @@ from pydantic import BaseModel
 from sse_starlette import EventSourceResponse
 
 from agents.errors import Conflict, ProviderNotConfigured, QuotaExceeded, ServiceUnavailable
-from backend.api.auth import Caller
-from backend.api.deps import CallerDep, RunServiceDep, SettingsDep, ValidWorkflowDep, WorkflowIdPath
+from backend.api.deps import CallerDep, RunServiceDep, SettingsDep, ValidWorkflowDep, WorkflowIdPath, submit_quota
 from backend.api.errors import raises
 from backend.api.schemas import TimelineEntryPublic, WorkflowPublic, WorkflowsPublic, WorkflowTimelinePublic
 from backend.api.sse import workflow_events_response
-from backend.config import Settings
 from backend.runs import WorkflowStatus
 from workflows.base import WorkflowSpec
 from workflows.registry import WORKFLOWS
@@ -53,13 +51,6 @@ IdempotencyKey = Annotated[
 router = APIRouter(prefix="/workflows", tags=["workflows"])
 
 
-def _quota(caller: Caller, settings: Settings) -> int | None:
-    """Unfinished workflows the caller's key may have (keyless callers, with auth off: no quota)."""
-    if caller.key is None:
-        return None
-    return caller.key.max_queued or settings.max_queued_per_key
-
-
 def _submit_endpoint(spec: WorkflowSpec) -> Any:
     @raises(ProviderNotConfigured, ServiceUnavailable, QuotaExceeded)  # no credentials; shutting down; quota
     async def submit(
@@ -76,7 +67,7 @@ def _submit_endpoint(spec: WorkflowSpec) -> Any:
             body=body,
             idempotency_key=idempotency_key,
             owner=caller.owner,
-            max_queued=_quota(caller, settings),
+            max_queued=submit_quota(caller, settings),
             private_cache=settings.auth_required,
         )
         record = submission.record

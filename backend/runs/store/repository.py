@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from agents.errors import InvalidInput
 from backend.runs.records import TERMINAL_STATUSES, CacheOutcome, Usage, WorkflowRecord, WorkflowStatus
 from backend.runs.store.tables import ResultCacheRow, RunEventRow, WorkflowRow
+from backend.runs.store.threads import settle_thread
 
 __all__ = [
     "CHANGES_CHANNEL",
@@ -74,6 +75,7 @@ _RECORD_COLUMNS = [
         "id", "workflow_type", "status", "created_at", "started_at", "finished_at", "input", "result", "error_code",
         "error_message", "progress", "usage", "correlation_id", "idempotency_key", "request_hash", "cancel_requested",
         "attempts", "job_id", "owner", "cache_key", "flight_key", "cached_from", "cache_outcome", "traceparent",
+        "thread_id", "run_metadata", "multitask_strategy",
     )
 ]  # fmt: skip
 _LIVE = workflows.c.status.in_([WorkflowStatus.QUEUED.value, WorkflowStatus.RUNNING.value])
@@ -168,6 +170,9 @@ def _to_record(row: RowMapping) -> WorkflowRecord:
         cached_from=row["cached_from"],
         cache_outcome=CacheOutcome(row["cache_outcome"]) if row["cache_outcome"] else None,
         traceparent=row["traceparent"],
+        thread_id=row["thread_id"],
+        metadata=row["run_metadata"],
+        multitask_strategy=row["multitask_strategy"],
     )
 
 
@@ -263,6 +268,9 @@ class WorkflowStore:
             "cached_from": record.cached_from,
             "cache_outcome": record.cache_outcome.value if record.cache_outcome else None,
             "traceparent": record.traceparent,
+            "thread_id": record.thread_id,
+            "run_metadata": record.metadata,
+            "multitask_strategy": record.multitask_strategy,
         }
         try:
             await self._insert(values)
@@ -464,6 +472,20 @@ class WorkflowStore:
         next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
         return Page(items, next_cursor)
 
+    async def thread_runs(
+        self, *, thread_id: str, limit: int = 10, offset: int = 0, status: WorkflowStatus | None = None
+    ) -> list[WorkflowRecord]:
+        """The runs of one LangGraph-API thread, newest first."""
+        query = select(*_RECORD_COLUMNS).where(workflows.c.thread_id == thread_id)
+        if status is not None:
+            query = query.where(workflows.c.status == status.value)
+        query = query.order_by(workflows.c.created_at.desc(), workflows.c.id.desc()).limit(limit).offset(offset)
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(query)).mappings().all()
+        items = [_to_record(row) for row in rows]
+        await self._hydrate(items)
+        return items
+
     async def update(self, *, workflow_id: str, **values: Any) -> None:
         """Set columns on one record (``status`` may be a WorkflowStatus, ``usage`` a Usage)."""
         if isinstance(values.get("status"), WorkflowStatus):
@@ -510,15 +532,18 @@ class WorkflowStore:
         timeline: list[dict[str, Any]] | None = None,
         cache_entry: tuple[str, str, datetime] | None = None,
         result_by_reference: bool = False,
+        thread_id: str | None = None,
+        thread_values: dict[str, Any] | None = None,
         events: Sequence[dict[str, Any]] = (),
     ) -> bool:
         """Move a non-terminal record to a terminal status; False if it was already terminal.
 
         ``cache_entry`` (key, workflow type, expiry) makes this run the cached result for its
         key, in the same transaction. ``result_by_reference``: the result is another run's (the
-        record's ``cached_from``) and is not stored again. ``events`` (rows as for
-        ``append_events``, the run's ``end`` event last) are written in the same transaction,
-        so a terminal record always has its last events stored.
+        record's ``cached_from``) and is not stored again. ``thread_id``: the run's thread takes
+        ``thread_values`` (when given) and its next status, in the same transaction. ``events`` (rows
+        as for ``append_events``, the run's ``end`` event last) are written in the same
+        transaction, so a terminal record always has its last events stored.
         """
         values: dict[str, Any] = {
             "status": status.value,
@@ -545,6 +570,10 @@ class WorkflowStore:
                     await self._put_cache(
                         connection, key, workflow_type, workflow_id, values["finished_at"], expires_at
                     )
+                if thread_id is not None:
+                    await settle_thread(
+                        connection, thread_id=thread_id, run_id=workflow_id, run_status=status, values=thread_values
+                    )
                 if events:
                     await self._insert_events(connection, events)
                 await self._notify(connection, [workflow_id])
@@ -553,11 +582,21 @@ class WorkflowStore:
     async def request_cancel(self, *, workflow_id: str) -> WorkflowRecord | None:
         """Flag a run for cancellation; a queued run is cancelled outright. None if unknown."""
         async with self.engine.begin() as connection:
-            await connection.execute(
+            cancelled = await connection.execute(
                 update(workflows)
                 .where(workflows.c.id == workflow_id, workflows.c.status == WorkflowStatus.QUEUED.value)
                 .values(status=WorkflowStatus.CANCELLED.value, finished_at=utcnow(), lease_owner=None)
+                .returning(workflows.c.thread_id)
             )
+            thread = cancelled.first()
+            if thread is not None and thread[0] is not None:  # never ran: its thread keeps its values
+                await settle_thread(
+                    connection,
+                    thread_id=thread[0],
+                    run_id=workflow_id,
+                    run_status=WorkflowStatus.CANCELLED,
+                    values=None,
+                )
             await connection.execute(
                 update(workflows)
                 .where(workflows.c.id == workflow_id, workflows.c.status == WorkflowStatus.RUNNING.value)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["LIVE_STATUS_SQL", "ApiKeyRow", "Base", "ResultCacheRow", "RunEventRow", "WorkflowRow"]
+__all__ = ["LIVE_STATUS_SQL", "ApiKeyRow", "Base", "ResultCacheRow", "RunEventRow", "ThreadRow", "WorkflowRow"]
 
 #: The statuses of a run still in flight, as SQL (the single-flight index covers only these rows).
 LIVE_STATUS_SQL = "status IN ('queued', 'running')"
@@ -48,6 +48,9 @@ class WorkflowRow(Base):
     cache_outcome: Mapped[str | None] = mapped_column(String(16))
     traceparent: Mapped[str | None] = mapped_column(String(64))
     timeline: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    thread_id: Mapped[str | None] = mapped_column(String(36))
+    run_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    multitask_strategy: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (
         Index("ix_workflows_created", "created_at", "id"),
@@ -56,6 +59,7 @@ class WorkflowRow(Base):
         Index("ux_workflows_owner_idempotency", "owner", "idempotency_key", unique=True),
         Index("ix_workflows_owner_created", "owner", "created_at", "id"),
         Index("ix_workflows_owner_status", "owner", "status"),
+        Index("ix_workflows_thread_created", "thread_id", "created_at", "id"),
         Index("ix_workflows_finished", "finished_at"),  # the event-retention sweep
         # Single flight: at most one run in flight per cache key, across every process.
         Index(
@@ -98,6 +102,25 @@ class ResultCacheRow(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_result_cache_expires", "expires_at"),)
+
+
+class ThreadRow(Base):
+    """A LangGraph-API thread: the runs made on it, and the values (final state) of the last one."""
+
+    __tablename__ = "threads"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(32), default="")
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    #: idle, busy, interrupted or error (the LangGraph thread statuses).
+    status: Mapped[str] = mapped_column(String(16))
+    values: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: Made for one stateless run (``on_completion: delete``): hidden from the thread API once it ends.
+    temporary: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_threads_owner_updated", "owner", "updated_at", "id"),)
 
 
 class RunEventRow(Base):
