@@ -366,7 +366,8 @@ class RunService:
         after a restart): events come from memory when this process writes them, else from the
         store. A run that ended without an ``end`` in its log (cancelled while queued, answered
         from the cache, lost its worker, or its events expired) ends the stream with one made
-        from the terminal record, numbered after the last event. Yields None after
+        from the terminal record, numbered after the last event. While it is open the run's
+        LLM calls stream their tokens (``EventLog.watching``). Yields None after
         ``KEEPALIVE_SECONDS`` without an event, so the caller can keep the connection alive.
         NotFound for an unknown run or another owner's.
         """
@@ -374,30 +375,31 @@ class RunService:
         log, key = self.event_log, events_key(workflow_id)
         cursor = after
         quiet_since = time.monotonic()
-        while True:
-            signal = self.hub.watch(key)
-            batch = await log.read(workflow_id, after=cursor)
-            if not batch and not log.is_live(workflow_id):
-                record = await self.get(workflow_id=workflow_id)
-                if record.status.is_terminal:
-                    # A run finished by its runner stores ``end`` with the terminal record: look
-                    # again now that the record is known to be terminal.
-                    batch = await log.read(workflow_id, after=cursor)
-                    if not batch:
-                        yield RunEvent(cursor + 1, "end", record_fields(record))
+        with log.watching(workflow_id):  # while someone watches, the run's LLM calls stream tokens
+            while True:
+                signal = self.hub.watch(key)
+                batch = await log.read(workflow_id, after=cursor)
+                if not batch and not log.is_live(workflow_id):
+                    record = await self.get(workflow_id=workflow_id)
+                    if record.status.is_terminal:
+                        # A run finished by its runner stores ``end`` with the terminal record:
+                        # look again now that the record is known to be terminal.
+                        batch = await log.read(workflow_id, after=cursor)
+                        if not batch:
+                            yield RunEvent(cursor + 1, "end", record_fields(record))
+                            return
+                for event in batch:
+                    yield event
+                    cursor = event.seq
+                    if event.kind == "end":
                         return
-            for event in batch:
-                yield event
-                cursor = event.seq
-                if event.kind == "end":
-                    return
-            if batch:
-                quiet_since = time.monotonic()
-                continue
-            if time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
-                quiet_since = time.monotonic()
-                yield None
-            await self.hub.wait(signal, KEEPALIVE_SECONDS - (time.monotonic() - quiet_since))
+                if batch:
+                    quiet_since = time.monotonic()
+                    continue
+                if time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
+                    quiet_since = time.monotonic()
+                    yield None
+                await self.hub.wait(signal, KEEPALIVE_SECONDS - (time.monotonic() - quiet_since))
 
     # --- cancel -------------------------------------------------------------------------------
 

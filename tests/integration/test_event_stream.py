@@ -27,6 +27,8 @@ from tests.integration.servers import ServerProcess, WorkerProcess
 from tests.standins import OpenAIConfig, StandinServer
 
 pytestmark = pytest.mark.slow
+#: Start-up allowance: this machine is shared and loaded (imports alone have taken 60 s).
+START = 180.0
 
 #: draft, critique, revise, critique, revise, critique: six calls.
 BODY = {"topic": "Resumable streams", "max_iterations": 2, "score_threshold": 10, "cache": "bypass"}
@@ -96,7 +98,7 @@ def test_a_reconnecting_client_gets_every_event_once_across_a_restart(
     }
     first = ServerProcess(env)
     processes.callback(first.kill)
-    first.start()
+    first.start(START)
     workflow_id = httpx.post(f"{first.base_url}/workflows/reflection", json=BODY, timeout=30).json()["workflow_id"]
 
     # 1. Three events, then the client goes away.
@@ -120,7 +122,7 @@ def test_a_reconnecting_client_gets_every_event_once_across_a_restart(
     # 3. Same file, same port: the run resumes; reconnect after the last event received.
     second = ServerProcess(env, port=first.port)
     processes.callback(second.kill)
-    second.start()
+    second.start(START)
     part3 = _read(second.base_url, workflow_id, after=part2[-1][1])
     assert part3 and part3[-1][0] == "end"
     assert json.loads(part3[-1][2])["status"] == "completed"
@@ -156,8 +158,8 @@ def test_an_api_process_streams_a_run_a_worker_executes(
     for process in (api, worker):
         processes.callback(process.kill)
         process.launch()
-    api.wait_ready()
-    worker.wait_ready()
+    api.wait_ready(START)
+    worker.wait_ready(START)
 
     workflow_id = httpx.post(f"{api.base_url}/workflows/reflection", json=BODY, timeout=30).json()["workflow_id"]
     running_at_first_token: list[str] = []
