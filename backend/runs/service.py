@@ -4,6 +4,13 @@ submit, get, list, wait, events and cancel. It owns the store, the executor (in-
 queue, behind ``Executor``), the result cache and the change hub; nothing here knows about HTTP.
 Every submit goes through the result cache (``backend.runs.cache``): a fresh hit is answered
 without scheduling anything, an identical run in flight is joined, anything else is scheduled.
+
+A submit may name a ``webhook`` (the request body's field, or the ``webhook`` argument): it is
+checked against SSRF at once (``backend.runs.webhooks``) and stored on the record, and the store
+queues its delivery in the transaction that ends the run, however it ends (ran, failed,
+cancelled, answered from the cache, coalesced). The webhook is not part of the cache key (the
+same request with another webhook is still a hit, and still delivers to its own webhook); it is
+part of the Idempotency-Key's request (reusing a key with another webhook is a different request).
 """
 
 from __future__ import annotations
@@ -28,10 +35,12 @@ from agents.providers import Providers
 from agents.providers.usage import Usage
 from backend.runs.cache import ResultCache
 from backend.runs.executor import Executor
-from backend.runs.records import CacheOutcome, WorkflowRecord, WorkflowStatus
+from backend.runs.records import CacheOutcome, WebhookState, WorkflowRecord, WorkflowStatus
 from backend.runs.signals import ChangeHub
 from backend.runs.store import FlightTaken, IdempotencyConflict, Page, WorkflowStore, utcnow
+from backend.runs.store.outbox import WebhookOutbox
 from backend.runs.summary import summarize
+from backend.runs.webhooks import Webhooks
 from workflows.base import WorkflowSpec
 from workflows.registry import WORKFLOWS
 
@@ -41,8 +50,17 @@ __all__ = ["KEEPALIVE_SECONDS", "RunService", "Submission"]
 KEEPALIVE_SECONDS = 15.0
 
 
-def request_hash(spec: WorkflowSpec, body: BaseModel) -> str:
-    canonical = json.dumps({"type": spec.name, "input": body.model_dump(mode="json")}, sort_keys=True)
+def request_input(body: BaseModel) -> dict[str, Any]:
+    """The input stored on the record: the request without its ``webhook`` (kept on the record apart)."""
+    return body.model_dump(mode="json", exclude={"webhook"})
+
+
+def request_hash(spec: WorkflowSpec, body: BaseModel, webhook: str | None = None) -> str:
+    """What an Idempotency-Key is bound to: the type, the input and (when given) the webhook."""
+    request: dict[str, Any] = {"type": spec.name, "input": request_input(body)}
+    if webhook is not None:  # absent otherwise, so requests without one hash as they always did
+        request["webhook"] = webhook
+    canonical = json.dumps(request, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -67,12 +85,16 @@ class RunService:
         hub: ChangeHub,
         providers: Providers,
         cache: ResultCache,
+        webhooks: Webhooks,
+        outbox: WebhookOutbox,
     ) -> None:
         self.store = store
         self.executor = executor
         self.hub = hub
         self.providers = providers
         self.cache = cache
+        self.webhooks = webhooks
+        self.outbox = outbox
 
     # --- submit -------------------------------------------------------------------------------
 
@@ -85,6 +107,7 @@ class RunService:
         owner: str = "",
         max_queued: int | None = None,
         private_cache: bool = False,
+        webhook: str | None = None,
     ) -> Submission:
         """Store a queued record (before any reply) and schedule it.
 
@@ -98,8 +121,14 @@ class RunService:
                 unfinished runs.
             private_cache: share cached results and flights only among runs of the same owner
                 (with authentication on, one key never learns what another asked).
+            webhook: where to POST the final record (default: the body's ``webhook`` field); a URL
+                the SSRF guard refuses is InvalidInput naming ``body.webhook``, and nothing is written.
         """
-        digest = request_hash(spec, body)
+        if webhook is None:
+            webhook = getattr(body, "webhook", None)
+        if webhook is not None:
+            webhook = await self.webhooks.check(webhook)
+        digest = request_hash(spec, body, webhook)
         if idempotency_key is not None:
             existing = await self.store.get_by_idempotency_key(key=idempotency_key, owner=owner)
             if existing is not None:
@@ -117,14 +146,14 @@ class RunService:
         if policy == "use" and key is not None:
             source = await self.cache.fresh(key=key, now=utcnow())
             if source is not None:
-                return await self._answer_from_cache(spec, body, source, key, idempotency_key, digest, owner)
+                return await self._answer_from_cache(spec, body, source, key, idempotency_key, digest, owner, webhook)
         spec.required_providers(body, self.providers)
         record = WorkflowRecord(
             id=str(uuid.uuid4()),
             workflow_type=spec.name,
             status=WorkflowStatus.QUEUED,
             created_at=utcnow(),
-            input=body.model_dump(mode="json"),
+            input=request_input(body),
             progress={"node": None, "iteration": 0},
             correlation_id=context.correlation_id.get(),
             idempotency_key=idempotency_key,
@@ -134,6 +163,7 @@ class RunService:
             flight_key=key if policy == "use" else None,
             cache_outcome=self.cache.outcome(policy),
             traceparent=telemetry.current_traceparent(),
+            webhook_url=webhook,
         )
         for _ in range(3):
             try:
@@ -152,7 +182,9 @@ class RunService:
                 assert key is not None
                 source = await self.cache.fresh(key=key, now=utcnow())
                 if source is not None:
-                    return await self._answer_from_cache(spec, body, source, key, idempotency_key, digest, owner)
+                    return await self._answer_from_cache(
+                        spec, body, source, key, idempotency_key, digest, owner, webhook
+                    )
                 continue
             break
         else:  # lost every race for the flight: run without one rather than fail the submit
@@ -170,8 +202,10 @@ class RunService:
         idempotency_key: str | None,
         digest: str,
         owner: str,
+        webhook: str | None,
     ) -> Submission:
-        """A completed record carrying ``source``'s result at zero usage; nothing is scheduled."""
+        """A completed record carrying ``source``'s result at zero usage; nothing is scheduled
+        (its webhook delivery is written with it)."""
         now = utcnow()
         record = WorkflowRecord(
             id=str(uuid.uuid4()),
@@ -180,7 +214,7 @@ class RunService:
             created_at=now,
             started_at=now,
             finished_at=now,
-            input=body.model_dump(mode="json"),
+            input=request_input(body),
             result=source.result,
             progress=source.progress,
             usage=Usage(),
@@ -191,6 +225,7 @@ class RunService:
             cache_key=key,
             cached_from=source.id,
             cache_outcome=CacheOutcome.HIT,
+            webhook_url=webhook,
         )
         try:
             await asyncio.shield(self.store.create(record=record))
@@ -230,7 +265,21 @@ class RunService:
         record = self.executor.live(workflow_id) or await self.store.get(workflow_id=workflow_id)
         if record is not None and owner is not None and record.owner != owner:
             return None
+        if record is not None and record.webhook_url is not None:
+            record = (await self._with_webhook_state([record]))[0]
         return record
+
+    async def _with_webhook_state(self, records: builtins.list[WorkflowRecord]) -> builtins.list[WorkflowRecord]:
+        """Copies of ``records`` showing their webhook delivery (it changes after the run ends,
+        so it is read fresh, never cached with the record)."""
+        ended = [r.id for r in records if r.webhook_url is not None and r.status.is_terminal]
+        states = await self.outbox.states(workflow_ids=ended) if ended else {}
+        return [
+            dataclasses.replace(record, webhook=states.get(record.id, WebhookState()))
+            if record.webhook_url is not None
+            else record
+            for record in records
+        ]
 
     async def get(self, *, workflow_id: str, owner: str | None = None) -> WorkflowRecord:
         """The freshest record (of ``owner``, when given); NotFound otherwise."""
@@ -254,9 +303,11 @@ class RunService:
                 f"Unknown workflow type {workflow_type!r}; known: {', '.join(sorted(WORKFLOWS))}.",
                 field="query.type",
             )
-        return await self.store.page(
+        page = await self.store.page(
             workflow_type=workflow_type, status=status, owner=owner, limit=limit, cursor=cursor
         )
+        page.items = await self._with_webhook_state(page.items)
+        return page
 
     async def wait(self, *, workflow_id: str, seconds: float, owner: str | None = None) -> WorkflowRecord:
         """The record once terminal, or as it stands when ``seconds`` run out."""
