@@ -155,7 +155,8 @@ class Settings(BaseSettings):
     @classmethod
     def _split_hosts(cls, value: object) -> object:
         if isinstance(value, str):
-            return [host.strip().lower() for host in value.split(",") if host.strip()]
+            # As URLs spell hosts, minus IPv6 brackets: "127.0.0.1", "hooks.internal", "::1".
+            return [host.strip().strip("[]").lower() for host in value.split(",") if host.strip()]
         return value
 
     @field_validator("webhook_secret")

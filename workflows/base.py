@@ -91,7 +91,8 @@ WebhookOption = Annotated[
             "An http(s) URL to POST the final record to when the run ends (completed, failed or cancelled), "
             "signed per Standard Webhooks. Public addresses only; retried with back-off."
         ),
-        examples=["https://example.com/hooks/agentflow"],
+        # A reserved name (RFC 2606) that never resolves: fuzzers that send the example reach nobody.
+        examples=["https://receiver.example/hooks/agentflow"],
     ),
 ]
 

@@ -119,6 +119,24 @@ async def test_cancelled_runs_deliver_once(
         assert _verified(received, record)["status"] == "cancelled"
 
 
+async def test_a_coalesced_follower_delivers_its_own_webhook(
+    start: Callable[..., Any], receiver: WebhookReceiver, standin: StandinServer
+) -> None:
+    standin.configure(openai=OpenAIConfig(latency=0.3, responder=reflection_responder([9] * 10)))
+    client = await start(**WEBHOOKS)
+    leader, follower = [
+        await client.post("/workflows/reflection", json={"topic": "shared", "webhook": receiver.url(path)})
+        for path in ("/leader", "/follower")
+    ]
+    assert follower.json()["cache_outcome"] == "coalesced"
+
+    for path, response in (("/leader", leader), ("/follower", follower)):
+        record = await _delivery(client, response.json()["workflow_id"])
+        (received,) = receiver.at(path)
+        assert _verified(received, record)["status"] == "completed"
+    assert receiver.at("/follower")[0].verify()["cached_from"] == leader.json()["workflow_id"]
+
+
 async def test_a_failing_receiver_gets_retries_until_it_answers(
     start: Callable[..., Any], receiver: WebhookReceiver, standin: StandinServer
 ) -> None:
