@@ -1,4 +1,4 @@
-"""Build the run engine for a process from settings: store, providers, checkpointer, executor, service.
+"""Build the run engine for a process from settings: store, providers, checkpointer, executor, webhooks, service.
 
 The API lifespan and ``agentflow worker`` both enter ``open_runtime``; everything it opens is
 closed when the context ends, in reverse order.
