@@ -20,6 +20,7 @@ from agents.providers.usage import Usage
 
 __all__ = [
     "STORABLE",
+    "WEBHOOK_URL_MAX_LENGTH",
     "CacheOption",
     "CachePolicy",
     "ModelName",
@@ -83,7 +84,10 @@ CacheOption = Annotated[
 
 #: Where to POST the final record when the run ends (every request model has a ``webhook: WebhookOption = None``).
 #: Only its shape is checked here; the run service vets the URL itself (scheme, credentials, SSRF).
-WebhookUrl = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2048), STORABLE]
+WEBHOOK_URL_MAX_LENGTH = 2048
+WebhookUrl = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=WEBHOOK_URL_MAX_LENGTH), STORABLE
+]
 WebhookOption = Annotated[
     WebhookUrl | None,
     Field(

@@ -38,6 +38,8 @@ from backend.runs.records import DeliveryStatus
 from backend.runs.store import WorkflowStore, utcnow
 from backend.runs.store.outbox import ClaimedDelivery, WebhookOutbox
 from backend.runs.urlguard import Resolver, UnsafeWebhook, check_target
+from workflows.base import WEBHOOK_URL_MAX_LENGTH as MAX_URL_LENGTH
+from workflows.base import unstorable
 
 __all__ = ["MAX_RESPONSE_BYTES", "WebhookConfig", "WebhookDispatcher", "Webhooks"]
 
@@ -83,6 +85,11 @@ class Webhooks:
                 "Webhooks need AGENTFLOW_WEBHOOK_SECRET on the server to sign them.",
                 variable="AGENTFLOW_WEBHOOK_SECRET",
             )
+        # The same shape rules as the request field, for callers that pass ``webhook=`` directly.
+        url = url.strip()
+        problem = unstorable(url) or (f"At most {MAX_URL_LENGTH} characters." if len(url) > MAX_URL_LENGTH else None)
+        if problem is not None:
+            raise InvalidInput(f"The webhook URL is not acceptable: {problem}", field="body.webhook")
         try:
             target = await check_target(url, allow_hosts=self.config.allow_hosts, resolver=self.resolver)
         except UnsafeWebhook as exc:

@@ -17,12 +17,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from agents.errors import InvalidInput, ProviderNotConfigured
 from backend.config import Settings
 from backend.runs.records import CacheOutcome, DeliveryStatus, WorkflowRecord, WorkflowStatus
 from backend.runs.store import WorkflowStore, create_engine, run_migrations
 from backend.runs.store.outbox import WebhookOutbox
 from backend.runs.urlguard import UnsafeWebhook, check_target, forbidden_reason
-from backend.runs.webhooks import MAX_RESPONSE_BYTES, WebhookConfig, WebhookDispatcher
+from backend.runs.webhooks import MAX_RESPONSE_BYTES, WebhookConfig, WebhookDispatcher, Webhooks
 from tests.webhook_receiver import SECRET
 
 
@@ -179,3 +180,15 @@ async def test_delivery_rechecks_the_address_and_never_connects_to_a_rebound_one
     # Refused by the guard (a connection attempt would have been a connection_error instead).
     assert row["status"] == DeliveryStatus.PENDING and row["attempts"] == 1
     assert "10.0.0.1, a private address" in row["last_error"]
+
+
+async def test_the_service_check_is_the_same_for_every_caller() -> None:
+    # What RunService.submit(..., webhook=...) runs, whether the URL came in a body or not.
+    webhooks = Webhooks(WebhookConfig(secret=SECRET), resolver=_resolves_to("93.184.216.34"))
+    assert await webhooks.check("  https://hooks.example/x  ") == "https://hooks.example/x"
+    for bad in ("https://hooks.example/" + "x" * 2048, "https://hooks.example/\x00", "http://10.0.0.1/", "file:///x"):
+        with pytest.raises(InvalidInput) as refused:
+            await Webhooks(WebhookConfig(secret=SECRET)).check(bad)
+        assert refused.value.extra["field"] == "body.webhook"
+    with pytest.raises(ProviderNotConfigured):
+        await Webhooks(WebhookConfig(secret=None)).check("https://hooks.example/x")
