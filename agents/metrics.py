@@ -82,6 +82,14 @@ class Metrics:
             "Result-cache decisions at submit: hit, miss, coalesced, bypass or refresh.",
             ["workflow_type", "result"],
         )
+        self.webhook_attempts: Counter = Counter(
+            "agentflow_webhook_attempts",
+            "Webhook delivery attempts, by outcome: ok, http_error, timeout, connection_error or refused.",
+            ["outcome"],
+        )
+        self.webhook_deliveries: Counter = Counter(
+            "agentflow_webhook_deliveries", "Webhook deliveries that ended: delivered or failed.", ["outcome"]
+        )
         self.rate_limited: Counter = Counter(
             "agentflow_rate_limited", "Requests refused by the rate limiter.", ["bucket"]
         )

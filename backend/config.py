@@ -8,6 +8,8 @@ tests build an app with overrides.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from functools import lru_cache
 from typing import Annotated, Literal
 
@@ -23,6 +25,9 @@ __all__ = ["RATE_LIMIT_PATTERN", "Settings", "config_error_message", "get_settin
 _DATABASE_URL_FORMS = "use sqlite+aiosqlite:///path/to/file.db or postgresql://user:password@host:port/database"
 _DEV_SECRET = "agentflow-development-secret-not-for-production"  # noqa: S105 - refused in prod
 _PLACEHOLDER_SECRETS = frozenset({_DEV_SECRET, "changeme" * 4, "change-me" * 4, "x" * 32})
+#: The Standard Webhooks secret used outside prod when none is set (``whsec_`` + base64 key bytes).
+DEV_WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"agentflow-development-webhook-key").decode()
+_PLACEHOLDER_WEBHOOK_SECRETS = frozenset({DEV_WEBHOOK_SECRET, "whsec_changeme", "whsec_" + "x" * 32})
 #: A rate limit as limits/slowapi parse it: "30/minute", "1000 per hour".
 RATE_LIMIT_PATTERN = r"^\s*\d+\s*(/|\s+per\s+)\s*(\d+\s+)?(second|minute|hour|day)s?\s*$"
 
@@ -84,6 +89,18 @@ class Settings(BaseSettings):
     event_retention: float = Field(
         default=86400.0, gt=0, description="Seconds a run's event log is kept after the run ends"
     )
+    # --- webhooks ------------------------------------------------------------------------------
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="Standard Webhooks signing secret: whsec_ + base64 of 24-64 random bytes"
+    )
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    webhook_allow_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Hosts a webhook may target even on a private or loopback address"
+    )
+    webhook_timeout: float = Field(default=10.0, gt=0, le=60)
+    webhook_retry_base: float = Field(default=5.0, gt=0, description="First retry delay; doubles per attempt")
+    webhook_retry_max: float = Field(default=3600.0, gt=0)
+    webhook_poll_interval: float = Field(default=1.0, gt=0, le=60)
 
     # --- models -------------------------------------------------------------------------------
     openai_api_key: SecretStr | None = Field(
@@ -138,6 +155,28 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
+    @field_validator("webhook_allow_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            # As URLs spell hosts, minus IPv6 brackets: "127.0.0.1", "hooks.internal", "::1".
+            return [host.strip().strip("[]").lower() for host in value.split(",") if host.strip()]
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret_format(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        raw = value.get_secret_value().strip().removeprefix("whsec_")
+        try:
+            key = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("must be whsec_ followed by base64 (the Standard Webhooks secret format)") from None
+        if len(key) < 16:
+            raise ValueError("must encode at least 16 random bytes")
+        return SecretStr(value.get_secret_value().strip())
+
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, value: str) -> str:
@@ -162,6 +201,9 @@ class Settings(BaseSettings):
             secret = self.secret_key.get_secret_value() if self.secret_key else ""
             if len(secret) < 32 or secret in _PLACEHOLDER_SECRETS:
                 raise ValueError("AGENTFLOW_SECRET_KEY must be set to 32+ random characters when AGENTFLOW_ENV=prod")
+            webhook = self.webhook_secret.get_secret_value() if self.webhook_secret else None
+            if webhook in _PLACEHOLDER_WEBHOOK_SECRETS:
+                raise ValueError("AGENTFLOW_WEBHOOK_SECRET must be a random secret when AGENTFLOW_ENV=prod")
         if self.executor == "queue" and not self.is_postgres:
             raise ValueError("AGENTFLOW_EXECUTOR=queue needs a PostgreSQL AGENTFLOW_DATABASE_URL")
         return self
@@ -180,6 +222,16 @@ class Settings(BaseSettings):
     def key_secret(self) -> bytes:
         """The key-hash secret; outside prod a fixed development value stands in when unset."""
         return (self.secret_key.get_secret_value() if self.secret_key else _DEV_SECRET).encode()
+
+    @property
+    def signing_secret(self) -> str | None:
+        """The webhook signing secret; outside prod a fixed development value stands in when unset.
+
+        None (prod without ``AGENTFLOW_WEBHOOK_SECRET``): webhooks are refused at submit.
+        """
+        if self.webhook_secret is not None:
+            return self.webhook_secret.get_secret_value()
+        return None if self.env == "prod" else DEV_WEBHOOK_SECRET
 
     @property
     def is_sqlite(self) -> bool:

@@ -20,12 +20,14 @@ from agents.providers.usage import Usage
 
 __all__ = [
     "STORABLE",
+    "WEBHOOK_URL_MAX_LENGTH",
     "CacheOption",
     "CachePolicy",
     "ModelName",
     "StorableText",
     "TokenBudget",
     "Topic",
+    "WebhookOption",
     "WorkflowSpec",
     "add_usage",
     "instrumented",
@@ -77,6 +79,24 @@ CacheOption = Annotated[
             'flight; "bypass": run, and neither read nor write the cache; "refresh": run, and replace the '
             "cached result."
         )
+    ),
+]
+
+#: Where to POST the final record when the run ends (every request model has a ``webhook: WebhookOption = None``).
+#: Only its shape is checked here; the run service vets the URL itself (scheme, credentials, SSRF).
+WEBHOOK_URL_MAX_LENGTH = 2048
+WebhookUrl = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=WEBHOOK_URL_MAX_LENGTH), STORABLE
+]
+WebhookOption = Annotated[
+    WebhookUrl | None,
+    Field(
+        description=(
+            "An http(s) URL to POST the final record to when the run ends (completed, failed or cancelled), "
+            "signed per Standard Webhooks. Public addresses only; retried with back-off."
+        ),
+        # A reserved name (RFC 2606) that never resolves: fuzzers that send the example reach nobody.
+        examples=["https://receiver.example/hooks/agentflow"],
     ),
 ]
 
@@ -165,3 +185,5 @@ class WorkflowSpec:
         # The result cache reads the policy from every request: one shared field, never forgotten.
         if "cache" not in self.request_model.model_fields:
             raise TypeError(f'{self.request_model.__name__} needs a `cache: CacheOption = "use"` field')
+        if "webhook" not in self.request_model.model_fields:
+            raise TypeError(f"{self.request_model.__name__} needs a `webhook: WebhookOption = None` field")

@@ -25,6 +25,7 @@ from workflows.base import (
     ModelName,
     TokenBudget,
     Topic,
+    WebhookOption,
     WorkflowSpec,
     add_usage,
     instrumented,
@@ -64,6 +65,7 @@ class ReflectionRequest(BaseModel):
     models: ReflectionModels | None = Field(default=None, description="Model per role, overriding the defaults.")
     max_tokens_budget: TokenBudget = None
     cache: CacheOption = "use"
+    webhook: WebhookOption = None
 
 
 @dataclass(frozen=True, slots=True)

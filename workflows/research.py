@@ -38,6 +38,7 @@ from workflows.base import (
     ModelName,
     TokenBudget,
     Topic,
+    WebhookOption,
     WorkflowSpec,
     add_usage,
     instrumented,
@@ -102,6 +103,7 @@ class ResearchRequest(BaseModel):
     models: ResearchModels | None = Field(default=None, description="Model per role, overriding the defaults.")
     max_tokens_budget: TokenBudget = None
     cache: CacheOption = "use"
+    webhook: WebhookOption = None
 
 
 @dataclass(frozen=True, slots=True)

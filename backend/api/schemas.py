@@ -1,13 +1,18 @@
-"""Public API schemas (request bodies live with their workflows in ``workflows/``)."""
+"""Public API schemas (request bodies live with their workflows in ``workflows/``).
+
+The record itself (``WorkflowPublic``) is rendered one level down, in ``backend.runs.public``:
+the webhook dispatcher posts exactly that JSON, and ``backend.runs`` never imports the API.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.runs import Usage, WorkflowRecord, WorkflowStatus
+from backend.runs import WorkflowStatus
+from backend.runs.public import ErrorPublic, ProgressPublic, WebhookPublic, WorkflowPublic
 
 __all__ = [
     "CacheClearedPublic",
@@ -18,73 +23,11 @@ __all__ = [
     "ProgressPublic",
     "ReadinessPublic",
     "TimelineEntryPublic",
+    "WebhookPublic",
     "WorkflowPublic",
     "WorkflowTimelinePublic",
     "WorkflowsPublic",
 ]
-
-
-class ErrorPublic(BaseModel):
-    code: str = Field(description="Stable error code, e.g. upstream_timeout or budget_exceeded.")
-    message: str
-
-
-class ProgressPublic(BaseModel):
-    node: str | None = Field(default=None, description="The last node that finished.")
-    iteration: int = 0
-    sources: int | None = Field(default=None, description="Research: sources retrieved so far.")
-
-
-class WorkflowPublic(BaseModel):
-    """A workflow run as clients see it."""
-
-    workflow_id: str
-    workflow_type: str
-    status: WorkflowStatus
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    execution_time: float | None = Field(description="Seconds from start to finish, once finished.")
-    input: dict[str, Any]
-    result: dict[str, Any] | None
-    error: ErrorPublic | None
-    progress: ProgressPublic
-    usage: Usage
-    correlation_id: str | None
-    cancel_requested: bool = False
-    cache_hit: bool = Field(
-        default=False, description="Completed with another run's result (a fresh cached result, or a coalesced run)."
-    )
-    cached_from: str | None = Field(
-        default=None, description="The run whose result this record carries (or follows, while it is in flight)."
-    )
-    cache_outcome: Literal["hit", "miss", "coalesced", "bypass", "refresh"] | None = Field(
-        default=None, description="What the result cache did at submit (null: the cache is off)."
-    )
-
-    @classmethod
-    def from_record(cls, record: WorkflowRecord) -> WorkflowPublic:
-        return cls(
-            workflow_id=record.id,
-            workflow_type=record.workflow_type,
-            status=record.status,
-            created_at=record.created_at,
-            started_at=record.started_at,
-            finished_at=record.finished_at,
-            execution_time=record.execution_time,
-            input=record.input,
-            result=record.result,
-            error=ErrorPublic(code=record.error_code, message=record.error_message or "")
-            if record.error_code
-            else None,
-            progress=ProgressPublic.model_validate(record.progress or {}),
-            usage=record.usage,
-            correlation_id=record.correlation_id,
-            cancel_requested=record.cancel_requested,
-            cache_hit=record.cache_hit,
-            cached_from=record.cached_from,
-            cache_outcome=record.cache_outcome.value if record.cache_outcome else None,
-        )
 
 
 class WorkflowsPublic(BaseModel):

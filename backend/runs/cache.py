@@ -3,7 +3,7 @@
 ``RunService.submit`` consults it for every request (the request's ``cache`` field says how):
 
 - **Key.** SHA-256 over the workflow type; the normalised input (every request field except
-  ``cache``; the topic trimmed, inner whitespace collapsed and case-folded); the model of every
+  ``cache`` and ``webhook``; the topic trimmed, inner whitespace collapsed and case-folded); the model of every
   agent role as the run would resolve it (the request's ``models``, else the configured
   defaults, so a changed ``AGENTFLOW_MODEL_<ROLE>`` is a different key); the prompt-set version
   (a hash of every prompt file); and the model server settings that change answers (base URL,
@@ -49,7 +49,7 @@ CACHE_KEY_VERSION = 1
 MEMO_SECONDS = 1.0
 _MEMO_SIZE = 1024
 #: Request fields that cannot change the result, left out of the key.
-_NOT_IN_KEY = frozenset({"cache"})
+_NOT_IN_KEY = frozenset({"cache", "webhook"})
 
 
 def normalised_input(body: BaseModel) -> dict[str, Any]:

@@ -9,7 +9,15 @@ from typing import Any
 
 from agents.providers.usage import Usage
 
-__all__ = ["TERMINAL_STATUSES", "CacheOutcome", "Usage", "WorkflowRecord", "WorkflowStatus"]
+__all__ = [
+    "TERMINAL_STATUSES",
+    "CacheOutcome",
+    "DeliveryStatus",
+    "Usage",
+    "WebhookState",
+    "WorkflowRecord",
+    "WorkflowStatus",
+]
 
 
 class WorkflowStatus(StrEnum):
@@ -37,6 +45,22 @@ class CacheOutcome(StrEnum):
     COALESCED = "coalesced"  #: followed an identical run that was in flight (single flight)
     BYPASS = "bypass"  #: the request asked for no cache
     REFRESH = "refresh"  #: ran anyway, and replaces the cached result
+
+
+class DeliveryStatus(StrEnum):
+    """Where a run's webhook delivery is: ``pending`` until one attempt gets a 2xx or all fail."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookState:
+    """A run's webhook delivery as clients see it (``pending`` with 0 attempts while the run is live)."""
+
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    attempts: int = 0
 
 
 @dataclass(slots=True)
@@ -78,6 +102,10 @@ class WorkflowRecord:
     metadata: dict[str, Any] | None = None
     #: How the run was admitted on a busy thread: ``reject`` or ``enqueue`` (None: not on a thread).
     multitask_strategy: str | None = None
+    #: Where to POST the final record when the run ends (checked against SSRF at submit).
+    webhook_url: str | None = None
+    #: The delivery of that webhook, filled in by ``RunService`` reads (never stored on the row).
+    webhook: WebhookState | None = None
     #: Nodes and upstream calls so far; only on the live record of a run executing here (the
     #: store keeps it apart from the record, see ``WorkflowStore.timeline``).
     timeline: list[dict[str, Any]] | None = None

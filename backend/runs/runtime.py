@@ -1,4 +1,4 @@
-"""Build the run engine for a process from settings: store, providers, checkpointer, executor, service.
+"""Build the run engine for a process from settings: store, providers, checkpointer, executor, webhooks, service.
 
 The API lifespan and ``agentflow worker`` both enter ``open_runtime``; everything it opens is
 closed when the context ends, in reverse order.
@@ -24,9 +24,11 @@ from backend.runs.runner import RunRunner
 from backend.runs.service import RunService
 from backend.runs.signals import ChangeHub, listen_for_changes
 from backend.runs.store import CHANGES_CHANNEL, WorkflowStore, create_engine, is_postgres, libpq_url, run_migrations
+from backend.runs.store.outbox import WebhookOutbox
+from backend.runs.webhooks import WebhookConfig, WebhookDispatcher, Webhooks
 from workflows.registry import WORKFLOWS
 
-__all__ = ["build_providers", "default_models", "open_runtime"]
+__all__ = ["build_providers", "default_models", "open_runtime", "webhook_config"]
 
 
 def build_providers(settings: Settings) -> Providers:
@@ -68,6 +70,19 @@ def build_providers(settings: Settings) -> Providers:
         )
     )
     return Providers(chat=chat, arxiv=arxiv, web=web)
+
+
+def webhook_config(settings: Settings) -> WebhookConfig:
+    """How this process checks and delivers webhooks, from settings."""
+    return WebhookConfig(
+        secret=settings.signing_secret,
+        max_attempts=settings.webhook_max_attempts,
+        timeout=settings.webhook_timeout,
+        retry_base=settings.webhook_retry_base,
+        retry_max=settings.webhook_retry_max,
+        poll_interval=settings.webhook_poll_interval,
+        allow_hosts=frozenset(settings.webhook_allow_hosts),
+    )
 
 
 def default_models(settings: Settings) -> dict[str, dict[str, str]]:
@@ -143,9 +158,26 @@ async def open_runtime(settings: Settings, *, worker_concurrency: int | None = N
             )
         else:
             executor = LocalExecutor(store=store, runner=runner, max_concurrent=settings.max_concurrent_workflows)
+        # Every process that serves or works delivers due webhooks (its own runs' and, after a
+        # restart, anyone's left pending); the outbox's claims keep two processes off one row.
+        webhooks = webhook_config(settings)
+        outbox = WebhookOutbox(engine)
+        dispatcher = WebhookDispatcher(outbox=outbox, store=store, config=webhooks)
+        await dispatcher.start()
+        stack.push_async_callback(dispatcher.shutdown, min(settings.shutdown_grace_seconds, webhooks.timeout))
+        store.on_webhook_due = dispatcher.wake
         await executor.start()
         try:
-            yield RunService(store=store, executor=executor, hub=hub, providers=providers, cache=cache, events=events)
+            yield RunService(
+                store=store,
+                executor=executor,
+                hub=hub,
+                providers=providers,
+                cache=cache,
+                webhooks=Webhooks(webhooks),
+                outbox=outbox,
+                events=events,
+            )
         finally:
             await executor.shutdown(settings.shutdown_grace_seconds)
 

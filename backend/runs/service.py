@@ -4,6 +4,13 @@ submit, get, list, wait, stream (a run's events) and cancel. It owns the store, 
 queue, behind ``Executor``), the result cache and the change hub; nothing here knows about HTTP.
 Every submit goes through the result cache (``backend.runs.cache``): a fresh hit is answered
 without scheduling anything, an identical run in flight is joined, anything else is scheduled.
+
+A submit may name a ``webhook`` (the request body's field, or the ``webhook`` argument): it is
+checked against SSRF at once (``backend.runs.webhooks``) and stored on the record, and the store
+queues its delivery in the transaction that ends the run, however it ends (ran, failed,
+cancelled, answered from the cache, coalesced). The webhook is not part of the cache key (the
+same request with another webhook is still a hit, and still delivers to its own webhook); it is
+part of the Idempotency-Key's request (reusing a key with another webhook is a different request).
 """
 
 from __future__ import annotations
@@ -29,12 +36,14 @@ from agents.providers.usage import Usage
 from backend.runs.cache import ResultCache
 from backend.runs.events import EventLog, RunEvent, events_key, record_fields
 from backend.runs.executor import Executor
-from backend.runs.records import CacheOutcome, WorkflowRecord, WorkflowStatus
+from backend.runs.records import CacheOutcome, WebhookState, WorkflowRecord, WorkflowStatus
 from backend.runs.signals import ChangeHub
 from backend.runs.store import FlightTaken, IdempotencyConflict, Page, WorkflowStore, utcnow
+from backend.runs.store.outbox import WebhookOutbox
 from backend.runs.store.threads import ThreadStore
 from backend.runs.summary import summarize
 from backend.runs.threads import MultitaskStrategy, ThreadRecord, ThreadService, final_values, run_output
+from backend.runs.webhooks import Webhooks
 from workflows.base import WorkflowSpec
 from workflows.registry import WORKFLOWS
 
@@ -44,8 +53,17 @@ __all__ = ["KEEPALIVE_SECONDS", "RunService", "Submission"]
 KEEPALIVE_SECONDS = 15.0
 
 
-def request_hash(spec: WorkflowSpec, body: BaseModel) -> str:
-    canonical = json.dumps({"type": spec.name, "input": body.model_dump(mode="json")}, sort_keys=True)
+def request_input(body: BaseModel) -> dict[str, Any]:
+    """The input stored on the record: the request without its ``webhook`` (kept on the record apart)."""
+    return body.model_dump(mode="json", exclude={"webhook"})
+
+
+def request_hash(spec: WorkflowSpec, body: BaseModel, webhook: str | None = None) -> str:
+    """What an Idempotency-Key is bound to: the type, the input and (when given) the webhook."""
+    request: dict[str, Any] = {"type": spec.name, "input": request_input(body)}
+    if webhook is not None:  # absent otherwise, so requests without one hash as they always did
+        request["webhook"] = webhook
+    canonical = json.dumps(request, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -70,6 +88,8 @@ class RunService:
         hub: ChangeHub,
         providers: Providers,
         cache: ResultCache,
+        webhooks: Webhooks,
+        outbox: WebhookOutbox,
         events: EventLog | None = None,
     ) -> None:
         self.store = store
@@ -80,6 +100,8 @@ class RunService:
         #: LangGraph-API threads, over the same database.
         self.threads = ThreadService(ThreadStore(store.engine))
         self.event_log = events or EventLog(store=store, hub=hub)
+        self.webhooks = webhooks
+        self.outbox = outbox
 
     # --- submit -------------------------------------------------------------------------------
 
@@ -95,7 +117,7 @@ class RunService:
         thread_id: str | None = None,
         metadata: dict[str, Any] | None = None,
         multitask_strategy: MultitaskStrategy = "reject",
-        webhook: str | None = None,  # wired by the webhooks branch
+        webhook: str | None = None,
     ) -> Submission:
         """Store a queued record (before any reply) and schedule it.
 
@@ -109,15 +131,27 @@ class RunService:
                 unfinished runs.
             private_cache: share cached results and flights only among runs of the same owner
                 (with authentication on, one key never learns what another asked).
+            webhook: where to POST the final record (default: the body's ``webhook`` field); a URL
+                the SSRF guard refuses is InvalidInput naming ``body.webhook``, and nothing is written.
             thread_id: the LangGraph-API thread the run belongs to (the caller checked the owner
                 may use it). The thread turns busy; when the run ends it takes the run's values.
             metadata: the run's LangGraph-API metadata, kept on the record.
             multitask_strategy: with ``thread_id``, what happens when the thread has a run in
                 flight: ``reject`` raises Conflict, ``enqueue`` starts the run after it.
         """
+        if webhook is None:
+            webhook = getattr(body, "webhook", None)
+        if webhook is not None:
+            webhook = await self.webhooks.check(webhook)
+        links: dict[str, Any] = {
+            "thread_id": thread_id,
+            "metadata": metadata,
+            "multitask_strategy": multitask_strategy if thread_id is not None else None,
+            "webhook_url": webhook,
+        }
         if thread_id is None:
-            return await self._submit(spec, body, idempotency_key, owner, max_queued, private_cache, None, None, None)
-        digest = request_hash(spec, body)
+            return await self._submit(spec, body, idempotency_key, owner, max_queued, private_cache, links)
+        digest = request_hash(spec, body, webhook)
         if idempotency_key is not None:  # a retry of an accepted run is not a second run on the thread
             existing = await self.store.get_by_idempotency_key(key=idempotency_key, owner=owner)
             if existing is not None:
@@ -128,9 +162,7 @@ class RunService:
                 thread_id=thread_id,
             )
         try:
-            submission = await self._submit(
-                spec, body, idempotency_key, owner, max_queued, private_cache, thread_id, metadata, multitask_strategy
-            )
+            submission = await self._submit(spec, body, idempotency_key, owner, max_queued, private_cache, links)
         except BaseException:
             await asyncio.shield(self.threads.store.release(thread_id=thread_id, run_id=""))
             raise
@@ -149,12 +181,11 @@ class RunService:
         owner: str,
         max_queued: int | None,
         private_cache: bool,
-        thread_id: str | None,
-        metadata: dict[str, Any] | None,
-        multitask_strategy: str | None,
+        links: dict[str, Any],
     ) -> Submission:
-        links: dict[str, Any] = {"thread_id": thread_id, "metadata": metadata, "multitask_strategy": multitask_strategy}
-        digest = request_hash(spec, body)
+        """``submit`` once the thread (if any) is settled; ``links`` are the record's LangGraph-API
+        fields and its webhook."""
+        digest = request_hash(spec, body, links["webhook_url"])
         if idempotency_key is not None:
             existing = await self.store.get_by_idempotency_key(key=idempotency_key, owner=owner)
             if existing is not None:
@@ -179,7 +210,7 @@ class RunService:
             workflow_type=spec.name,
             status=WorkflowStatus.QUEUED,
             created_at=utcnow(),
-            input=body.model_dump(mode="json"),
+            input=request_input(body),
             progress={"node": None, "iteration": 0},
             correlation_id=context.correlation_id.get(),
             idempotency_key=idempotency_key,
@@ -228,7 +259,8 @@ class RunService:
         owner: str,
         links: dict[str, Any],
     ) -> Submission:
-        """A completed record carrying ``source``'s result at zero usage; nothing is scheduled."""
+        """A completed record carrying ``source``'s result at zero usage; nothing is scheduled
+        (its webhook delivery is written with it)."""
         now = utcnow()
         record = WorkflowRecord(
             id=str(uuid.uuid4()),
@@ -237,7 +269,7 @@ class RunService:
             created_at=now,
             started_at=now,
             finished_at=now,
-            input=body.model_dump(mode="json"),
+            input=request_input(body),
             result=source.result,
             progress=source.progress,
             usage=Usage(),
@@ -288,7 +320,21 @@ class RunService:
         record = self.executor.live(workflow_id) or await self.store.get(workflow_id=workflow_id)
         if record is not None and owner is not None and record.owner != owner:
             return None
+        if record is not None and record.webhook_url is not None:
+            record = (await self._with_webhook_state([record]))[0]
         return record
+
+    async def _with_webhook_state(self, records: builtins.list[WorkflowRecord]) -> builtins.list[WorkflowRecord]:
+        """Copies of ``records`` showing their webhook delivery (it changes after the run ends,
+        so it is read fresh, never cached with the record)."""
+        ended = [r.id for r in records if r.webhook_url is not None and r.status.is_terminal]
+        states = await self.outbox.states(workflow_ids=ended) if ended else {}
+        return [
+            dataclasses.replace(record, webhook=states.get(record.id, WebhookState()))
+            if record.webhook_url is not None
+            else record
+            for record in records
+        ]
 
     async def get(self, *, workflow_id: str, owner: str | None = None) -> WorkflowRecord:
         """The freshest record (of ``owner``, when given); NotFound otherwise."""
@@ -312,9 +358,11 @@ class RunService:
                 f"Unknown workflow type {workflow_type!r}; known: {', '.join(sorted(WORKFLOWS))}.",
                 field="query.type",
             )
-        return await self.store.page(
+        page = await self.store.page(
             workflow_type=workflow_type, status=status, owner=owner, limit=limit, cursor=cursor
         )
+        page.items = await self._with_webhook_state(page.items)
+        return page
 
     async def wait(self, *, workflow_id: str, seconds: float, owner: str | None = None) -> WorkflowRecord:
         """The record once terminal, or as it stands when ``seconds`` run out."""

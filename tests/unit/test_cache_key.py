@@ -65,11 +65,17 @@ def test_every_result_changing_field_changes_the_key(spec: WorkflowSpec, change:
     assert key(spec, {"topic": "t", **change}) != key(spec, {"topic": "t"})
 
 
-def test_every_request_field_but_cache_is_in_the_key() -> None:
+def test_every_request_field_but_cache_and_webhook_is_in_the_key() -> None:
     # A new request field is part of the key unless it is deliberately left out.
     for spec in WORKFLOWS.values():
-        fields = set(spec.request_model.model_fields) - {"cache", "models"}
+        fields = set(spec.request_model.model_fields) - {"cache", "webhook", "models"}
         assert fields <= set(normalised_input(spec.request_model.model_validate({"topic": "t"})))
+
+
+@pytest.mark.parametrize("spec", [REFLECTION, RESEARCH])
+def test_the_webhook_is_not_in_the_key(spec: WorkflowSpec) -> None:
+    # Where the result goes cannot change the result: another webhook is still a hit.
+    assert key(spec, {"topic": "t", "webhook": "https://a.example/hook"}) == key(spec, {"topic": "t"})
 
 
 def test_defaults_prompts_settings_scope_and_type_change_the_key(monkeypatch: pytest.MonkeyPatch) -> None:

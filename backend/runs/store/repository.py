@@ -10,6 +10,10 @@ the database instead of one each, and an idle server still commits a lone submit
 Every caller still returns only after its own row is committed. With a job queue, each batch's
 jobs are deferred in the same transaction as its rows: a row is never committed without its job.
 
+A run with a webhook gets its delivery (``backend.runs.store.outbox``) in the same transaction
+that makes it final: ``finish``, a queued run cancelled by ``request_cancel``, or a record
+created already final (a cache hit).
+
 On PostgreSQL every write that changes what a client can see also sends ``NOTIFY agentflow_runs``
 with the workflow id, in the same transaction, so waiters in every process wake on commit.
 Appending to a run's event log (``run_events``, see ``backend.runs.events``) notifies
@@ -41,6 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from agents.errors import InvalidInput
 from backend.runs.records import TERMINAL_STATUSES, CacheOutcome, Usage, WorkflowRecord, WorkflowStatus
+from backend.runs.store.outbox import delivery_values, enqueue
 from backend.runs.store.tables import ResultCacheRow, RunEventRow, WorkflowRow
 from backend.runs.store.threads import settle_thread
 
@@ -75,7 +80,7 @@ _RECORD_COLUMNS = [
         "id", "workflow_type", "status", "created_at", "started_at", "finished_at", "input", "result", "error_code",
         "error_message", "progress", "usage", "correlation_id", "idempotency_key", "request_hash", "cancel_requested",
         "attempts", "job_id", "owner", "cache_key", "flight_key", "cached_from", "cache_outcome", "traceparent",
-        "thread_id", "run_metadata", "multitask_strategy",
+        "thread_id", "run_metadata", "multitask_strategy", "webhook_url",
     )
 ]  # fmt: skip
 _LIVE = workflows.c.status.in_([WorkflowStatus.QUEUED.value, WorkflowStatus.RUNNING.value])
@@ -173,6 +178,7 @@ def _to_record(row: RowMapping) -> WorkflowRecord:
         thread_id=row["thread_id"],
         metadata=row["run_metadata"],
         multitask_strategy=row["multitask_strategy"],
+        webhook_url=row["webhook_url"],
     )
 
 
@@ -183,6 +189,15 @@ def _by_reference(record: WorkflowRecord) -> bool:
         and record.cached_from is not None
         and record.cache_outcome in (CacheOutcome.HIT, CacheOutcome.COALESCED)
     )
+
+
+def _final_deliveries(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The deliveries due for inserted rows that are already final and have a webhook (cache hits)."""
+    return [
+        delivery_values(workflow_id=row["id"], url=row["webhook_url"], now=utcnow())
+        for row in rows
+        if row.get("webhook_url") and row["status"] in _TERMINAL_VALUES
+    ]
 
 
 def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
@@ -225,6 +240,12 @@ class WorkflowStore:
         self._finished_cache_size = finished_cache_size
         self._pending_inserts: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._inserter: asyncio.Task[None] | None = None
+        #: Called after a commit that wrote webhook deliveries (the dispatcher looks at once).
+        self.on_webhook_due: Callable[[], None] | None = None
+
+    def _webhook_due(self) -> None:
+        if self.on_webhook_due is not None:
+            self.on_webhook_due()
 
     def remember_finished(self, record: WorkflowRecord) -> None:
         """Cache a terminal record (they are immutable, so the cache is never stale)."""
@@ -271,6 +292,7 @@ class WorkflowStore:
             "thread_id": record.thread_id,
             "run_metadata": record.metadata,
             "multitask_strategy": record.multitask_strategy,
+            "webhook_url": record.webhook_url,
         }
         try:
             await self._insert(values)
@@ -300,6 +322,8 @@ class WorkflowStore:
                 async with self.engine.begin() as connection:
                     await self._defer([values for values, _ in batch], connection)
                     await connection.execute(insert(workflows), [values for values, _ in batch])
+                    due = _final_deliveries([values for values, _ in batch])
+                    await enqueue(connection, due)
             except IntegrityError:
                 # One row of the batch (a reused Idempotency-Key) spoils it: write them one by one
                 # so only that caller sees the conflict.
@@ -308,14 +332,20 @@ class WorkflowStore:
                         async with self.engine.begin() as connection:
                             await self._defer([values], connection)
                             await connection.execute(insert(workflows).values(**values))
+                            due = _final_deliveries([values])
+                            await enqueue(connection, due)
                     except Exception as error:  # handed to the caller, who re-raises it
                         _settle(done, error)
                     else:
+                        if due:
+                            self._webhook_due()
                         _settle(done, None)
             except Exception as error:
                 for _, done in batch:
                     _settle(done, error)
             else:
+                if due:
+                    self._webhook_due()
                 for _, done in batch:
                     _settle(done, None)
 
@@ -561,10 +591,15 @@ class WorkflowStore:
         if timeline is not None:
             values["timeline"] = timeline
         async with self.engine.begin() as connection:
-            outcome = await connection.execute(
-                update(workflows).where(workflows.c.id == workflow_id, _NOT_TERMINAL).values(**values)
-            )
-            if outcome.rowcount:
+            finished = (
+                await connection.execute(
+                    update(workflows)
+                    .where(workflows.c.id == workflow_id, _NOT_TERMINAL)
+                    .values(**values)
+                    .returning(workflows.c.webhook_url)
+                )
+            ).first()
+            if finished is not None:
                 if cache_entry is not None:
                     key, workflow_type, expires_at = cache_entry
                     await self._put_cache(
@@ -576,27 +611,34 @@ class WorkflowStore:
                     )
                 if events:
                     await self._insert_events(connection, events)
+                if finished[0] is not None:  # its webhook is due: in this transaction, or never lost
+                    await enqueue(connection, [delivery_values(workflow_id=workflow_id, url=finished[0], now=utcnow())])
                 await self._notify(connection, [workflow_id])
-        return bool(outcome.rowcount)
+        if finished is not None and finished[0] is not None:
+            self._webhook_due()
+        return finished is not None
 
     async def request_cancel(self, *, workflow_id: str) -> WorkflowRecord | None:
         """Flag a run for cancellation; a queued run is cancelled outright. None if unknown."""
         async with self.engine.begin() as connection:
-            cancelled = await connection.execute(
-                update(workflows)
-                .where(workflows.c.id == workflow_id, workflows.c.status == WorkflowStatus.QUEUED.value)
-                .values(status=WorkflowStatus.CANCELLED.value, finished_at=utcnow(), lease_owner=None)
-                .returning(workflows.c.thread_id)
-            )
-            thread = cancelled.first()
-            if thread is not None and thread[0] is not None:  # never ran: its thread keeps its values
+            cancelled = (
+                await connection.execute(
+                    update(workflows)
+                    .where(workflows.c.id == workflow_id, workflows.c.status == WorkflowStatus.QUEUED.value)
+                    .values(status=WorkflowStatus.CANCELLED.value, finished_at=utcnow(), lease_owner=None)
+                    .returning(workflows.c.webhook_url, workflows.c.thread_id)
+                )
+            ).first()
+            if cancelled is not None and cancelled[1] is not None:  # never ran: its thread keeps its values
                 await settle_thread(
                     connection,
-                    thread_id=thread[0],
+                    thread_id=cancelled[1],
                     run_id=workflow_id,
                     run_status=WorkflowStatus.CANCELLED,
                     values=None,
                 )
+            if cancelled is not None and cancelled[0] is not None:
+                await enqueue(connection, [delivery_values(workflow_id=workflow_id, url=cancelled[0], now=utcnow())])
             await connection.execute(
                 update(workflows)
                 .where(workflows.c.id == workflow_id, workflows.c.status == WorkflowStatus.RUNNING.value)
@@ -609,6 +651,8 @@ class WorkflowStore:
             )
             if row is not None:
                 await self._notify(connection, [workflow_id])
+        if cancelled is not None and cancelled[0] is not None:
+            self._webhook_due()
         return _to_record(row) if row is not None else None
 
     async def claim(

@@ -8,7 +8,16 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["LIVE_STATUS_SQL", "ApiKeyRow", "Base", "ResultCacheRow", "RunEventRow", "ThreadRow", "WorkflowRow"]
+__all__ = [
+    "LIVE_STATUS_SQL",
+    "ApiKeyRow",
+    "Base",
+    "ResultCacheRow",
+    "RunEventRow",
+    "ThreadRow",
+    "WebhookDeliveryRow",
+    "WorkflowRow",
+]
 
 #: The statuses of a run still in flight, as SQL (the single-flight index covers only these rows).
 LIVE_STATUS_SQL = "status IN ('queued', 'running')"
@@ -51,6 +60,8 @@ class WorkflowRow(Base):
     thread_id: Mapped[str | None] = mapped_column(String(36))
     run_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     multitask_strategy: Mapped[str | None] = mapped_column(String(16))
+
+    webhook_url: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         Index("ix_workflows_created", "created_at", "id"),
@@ -133,3 +144,26 @@ class RunEventRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     data: Mapped[Any] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookDeliveryRow(Base):
+    """The outbox: one webhook delivery per finished run that asked for one, and its attempts."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the ``webhook-id`` header
+    workflow_id: Mapped[str] = mapped_column(String(36))
+    url: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ux_webhook_deliveries_workflow", "workflow_id", unique=True),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    )
