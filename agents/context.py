@@ -10,12 +10,33 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 
-__all__ = ["bind", "correlation_id", "node", "observe_nodes", "workflow_id", "workflow_type"]
+__all__ = [
+    "bind",
+    "correlation_id",
+    "node",
+    "observe_nodes",
+    "token_watch",
+    "tokens_wanted",
+    "workflow_id",
+    "workflow_type",
+]
 
 correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 workflow_id: ContextVar[str | None] = ContextVar("workflow_id", default=None)
 workflow_type: ContextVar[str | None] = ContextVar("workflow_type", default=None)
 node: ContextVar[str | None] = ContextVar("node", default=None)
+
+#: Says whether anyone is watching the current run's LLM tokens right now (the run engine sets
+#: it; None: assume someone is). Streaming a call costs CPU per chunk, so calls nobody watches
+#: are made whole.
+token_watch: ContextVar[Callable[[], bool] | None] = ContextVar("token_watch", default=None)
+
+
+def tokens_wanted() -> bool:
+    """Whether an LLM call made now should stream its tokens (see ``token_watch``)."""
+    watch = token_watch.get()
+    return True if watch is None else watch()
+
 
 _VARS: dict[str, ContextVar[str | None]] = {
     "correlation_id": correlation_id,

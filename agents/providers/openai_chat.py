@@ -23,6 +23,7 @@ from langchain_openai import ChatOpenAI
 from openai import DefaultAioHttpClient
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from agents import context
 from agents.errors import ProviderNotConfigured
 from agents.metrics import metrics, model_label
 from agents.providers.gate import ProviderGate
@@ -194,11 +195,14 @@ class ChatProvider:
             await self.gate.aclose()
 
     async def complete(self, *, model: str, messages: list[BaseMessage]) -> ChatResult:
-        """Plain text completion."""
+        """Plain text completion (streamed token by token when a watched graph run asks for it)."""
         chat = self.model(model)
+        # Streamed when a graph streams ``messages`` (LangGraph attaches its handler) and someone
+        # watches the run; else made whole: a streamed answer costs CPU per chunk.
+        options: dict[str, Any] = {} if context.tokens_wanted() else {"stream": False}
         started = time.perf_counter()
         message = await call_with_retries(
-            lambda: chat.ainvoke(messages),
+            lambda: chat.ainvoke(messages, **options),
             gate=self.gate,
             policy=self.policy,
             attributes=_call_attributes(model),

@@ -22,6 +22,11 @@ never sees a number twice, a process serves from memory only events numbered at 
 reader that reconnects with the last number it saw receives every stored event after it.
 Events are deleted ``retention`` seconds after their run ended (``sweep_forever``).
 
+Tokens: LLM calls stream (``messages`` chunks) only while someone watches the run
+(``watching``, held by every ``RunService.stream``), or always with ``stream_always`` (a stream
+may be in another process: queue executor, several server processes). A call nobody watches is
+made whole and logged as one ``messages`` event: streaming costs CPU per chunk.
+
 Written by hand because no library offers a per-run, resumable, batched log over our store: the
 store (SQLAlchemy), the change hub and sse-starlette (at the edge) do the rest.
 """
@@ -33,7 +38,7 @@ import bisect
 import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -166,13 +171,34 @@ class _RunLog:
 class EventLog:
     """Numbers, buffers, writes and reads run events for one process (see the module docstring)."""
 
-    def __init__(self, *, store: WorkflowStore, hub: ChangeHub, flush_interval: float = 0.1) -> None:
+    def __init__(
+        self, *, store: WorkflowStore, hub: ChangeHub, flush_interval: float = 0.1, stream_always: bool = False
+    ) -> None:
         self.store = store
         self.hub = hub
         self.flush_interval = flush_interval
+        self.stream_always = stream_always
         self._runs: dict[str, _RunLog] = {}
+        self._watchers: dict[str, int] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._flushing: asyncio.Task[None] | None = None
+
+    # --- who watches --------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def watching(self, workflow_id: str) -> Iterator[None]:
+        """Mark the run as watched (its LLM calls stream tokens) for the duration of a block."""
+        self._watchers[workflow_id] = self._watchers.get(workflow_id, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._watchers.pop(workflow_id, 1) - 1
+            if left > 0:
+                self._watchers[workflow_id] = left
+
+    def watched(self, workflow_id: str) -> bool:
+        """Whether the run's LLM calls should stream tokens now."""
+        return self.stream_always or workflow_id in self._watchers
 
     # --- writing (the process executing the run) -------------------------------------------
 

@@ -200,6 +200,8 @@ class RunRunner:
         progress = record.progress
         budget = getattr(request, "max_tokens_budget", None)
         remaining = self.workflow_timeout - _elapsed(started_at)
+        # LLM calls stream tokens only while someone watches the run (see backend.runs.events).
+        watch = context.token_watch.set(lambda: self.events.watched(record.id))
         try:
             async with asyncio.timeout(max(remaining, 0.001)):
                 stream = cast(
@@ -266,6 +268,8 @@ class RunRunner:
             logger.exception("workflow crashed", extra={"event": "workflow_error"})
             await self._fail(record, "internal_error", "The workflow failed unexpectedly.", state, progress)
             return
+        finally:
+            context.token_watch.reset(watch)
         await self._finish(record, WorkflowStatus.COMPLETED, state=state, result=spec.result(state), progress=progress)
 
     async def _wait_turn(self, record: WorkflowRecord) -> bool:

@@ -1,6 +1,6 @@
 """RunService: the one facade that routes, the CLI and the SDK-compatible API call.
 
-submit, get, list, wait, events, stream and cancel. It owns the store, the executor (in-process or job
+submit, get, list, wait, stream (a run's events) and cancel. It owns the store, the executor (in-process or job
 queue, behind ``Executor``), the result cache and the change hub; nothing here knows about HTTP.
 Every submit goes through the result cache (``backend.runs.cache``): a fresh hit is answered
 without scheduling anything, an identical run in flight is joined, anything else is scheduled.
@@ -327,28 +327,6 @@ class RunService:
                 return record
             await self.hub.wait(signal, remaining)
 
-    async def events(self, *, workflow_id: str, owner: str | None = None) -> AsyncIterator[WorkflowRecord | None]:
-        """The record now and after every visible change, ending with the terminal record.
-
-        Yields None after ``KEEPALIVE_SECONDS`` without a change, so the caller can keep an idle
-        connection alive.
-        """
-        last: str | None = None
-        quiet_since = time.monotonic()
-        while True:
-            signal = self.hub.watch(workflow_id)
-            record = await self.get(workflow_id=workflow_id, owner=owner)
-            fingerprint = _fingerprint(record)
-            if fingerprint != last:
-                last, quiet_since = fingerprint, time.monotonic()
-                yield record
-            elif time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
-                quiet_since = time.monotonic()
-                yield None
-            if record.status.is_terminal:
-                return
-            await self.hub.wait(signal, KEEPALIVE_SECONDS - (time.monotonic() - quiet_since))
-
     # --- LangGraph-API runs ---------------------------------------------------------------------
 
     async def thread_run(self, *, thread_id: str, run_id: str, owner: str | None = None) -> WorkflowRecord:
@@ -388,7 +366,8 @@ class RunService:
         after a restart): events come from memory when this process writes them, else from the
         store. A run that ended without an ``end`` in its log (cancelled while queued, answered
         from the cache, lost its worker, or its events expired) ends the stream with one made
-        from the terminal record, numbered after the last event. Yields None after
+        from the terminal record, numbered after the last event. While it is open the run's
+        LLM calls stream their tokens (``EventLog.watching``). Yields None after
         ``KEEPALIVE_SECONDS`` without an event, so the caller can keep the connection alive.
         NotFound for an unknown run or another owner's.
         """
@@ -396,30 +375,31 @@ class RunService:
         log, key = self.event_log, events_key(workflow_id)
         cursor = after
         quiet_since = time.monotonic()
-        while True:
-            signal = self.hub.watch(key)
-            batch = await log.read(workflow_id, after=cursor)
-            if not batch and not log.is_live(workflow_id):
-                record = await self.get(workflow_id=workflow_id)
-                if record.status.is_terminal:
-                    # A run finished by its runner stores ``end`` with the terminal record: look
-                    # again now that the record is known to be terminal.
-                    batch = await log.read(workflow_id, after=cursor)
-                    if not batch:
-                        yield RunEvent(cursor + 1, "end", record_fields(record))
+        with log.watching(workflow_id):  # while someone watches, the run's LLM calls stream tokens
+            while True:
+                signal = self.hub.watch(key)
+                batch = await log.read(workflow_id, after=cursor)
+                if not batch and not log.is_live(workflow_id):
+                    record = await self.get(workflow_id=workflow_id)
+                    if record.status.is_terminal:
+                        # A run finished by its runner stores ``end`` with the terminal record:
+                        # look again now that the record is known to be terminal.
+                        batch = await log.read(workflow_id, after=cursor)
+                        if not batch:
+                            yield RunEvent(cursor + 1, "end", record_fields(record))
+                            return
+                for event in batch:
+                    yield event
+                    cursor = event.seq
+                    if event.kind == "end":
                         return
-            for event in batch:
-                yield event
-                cursor = event.seq
-                if event.kind == "end":
-                    return
-            if batch:
-                quiet_since = time.monotonic()
-                continue
-            if time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
-                quiet_since = time.monotonic()
-                yield None
-            await self.hub.wait(signal, KEEPALIVE_SECONDS - (time.monotonic() - quiet_since))
+                if batch:
+                    quiet_since = time.monotonic()
+                    continue
+                if time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
+                    quiet_since = time.monotonic()
+                    yield None
+                await self.hub.wait(signal, KEEPALIVE_SECONDS - (time.monotonic() - quiet_since))
 
     # --- cancel -------------------------------------------------------------------------------
 
@@ -467,9 +447,3 @@ class RunService:
     async def live_counts(self) -> dict[str, int]:
         """Queued and running records now, across every process."""
         return await self.store.live_counts()
-
-
-def _fingerprint(record: WorkflowRecord) -> str:
-    return json.dumps(
-        [record.status.value, record.progress, record.usage.as_dict(), record.cancel_requested], sort_keys=True
-    )
