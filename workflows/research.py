@@ -19,11 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypedDict
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
-from langgraph.types import Send
+from langgraph.types import Checkpointer, Send
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from agents import citations
@@ -46,7 +45,7 @@ from workflows.base import (
     topic_input,
 )
 
-__all__ = ["SPEC", "ResearchModels", "ResearchRequest", "build_graph"]
+__all__ = ["SPEC", "ResearchContext", "ResearchModels", "ResearchRequest", "build_graph"]
 
 logger = logging.getLogger("agentflow.workflow")
 
@@ -336,7 +335,9 @@ def after_critique(state: ResearchState) -> str:
     return "finalize" if state["critique"].get("approved") else "revise"
 
 
-def build_graph(checkpointer: BaseCheckpointSaver[Any] | None = None) -> CompiledStateGraph[Any, Any, Any, Any]:
+def build_graph(checkpointer: Checkpointer = None) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """The research graph; ``checkpointer=False`` compiles it to run inside another graph's node
+    (the planner's research steps), which is then the unit a crash repeats."""
     graph = StateGraph(ResearchState, context_schema=ResearchContext)
     graph.add_node("plan_queries", plan_queries)
     graph.add_node("search_arxiv", search_arxiv)

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from backend.runs import Usage, WorkflowRecord, WorkflowStatus
+from workflows.registry import WORKFLOWS
 
 __all__ = [
     "CacheClearedPublic",
     "ErrorPublic",
     "FieldErrorPublic",
     "MetricsSummaryPublic",
+    "PendingPublic",
     "ProblemDetails",
     "ProgressPublic",
     "ReadinessPublic",
+    "ResumeRequest",
     "TimelineEntryPublic",
     "WorkflowPublic",
     "WorkflowTimelinePublic",
@@ -33,6 +36,18 @@ class ProgressPublic(BaseModel):
     node: str | None = Field(default=None, description="The last node that finished.")
     iteration: int = 0
     sources: int | None = Field(default=None, description="Research: sources retrieved so far.")
+
+
+class PendingPublic(BaseModel):
+    """What a ``waiting`` run asks a human (answer it with ``POST /workflows/{id}/resume``)."""
+
+    model_config = ConfigDict(extra="allow")  # the question's payload, e.g. ``plan``
+
+    kind: str = Field(description="The question, e.g. plan_approval (the payload is its plan).")
+    waiting_since: datetime | None = Field(default=None, description="When the run started waiting.")
+    expires_at: datetime | None = Field(
+        default=None, description="When the run ends cancelled (approval_timeout) if nobody answers."
+    )
 
 
 class WorkflowPublic(BaseModel):
@@ -61,9 +76,16 @@ class WorkflowPublic(BaseModel):
     cache_outcome: Literal["hit", "miss", "coalesced", "bypass", "refresh"] | None = Field(
         default=None, description="What the result cache did at submit (null: the cache is off)."
     )
+    pending: PendingPublic | None = Field(
+        default=None,
+        description=(
+            "Status waiting: the question the run waits on, e.g. {kind: plan_approval, plan: {steps: [...]}}; "
+            "answer it with POST /workflows/{id}/resume."
+        ),
+    )
 
     @classmethod
-    def from_record(cls, record: WorkflowRecord) -> WorkflowPublic:
+    def from_record(cls, record: WorkflowRecord, *, waiting_ttl: float | None = None) -> WorkflowPublic:
         return cls(
             workflow_id=record.id,
             workflow_type=record.workflow_type,
@@ -84,7 +106,56 @@ class WorkflowPublic(BaseModel):
             cache_hit=record.cache_hit,
             cached_from=record.cached_from,
             cache_outcome=record.cache_outcome.value if record.cache_outcome else None,
+            pending=_pending(record, waiting_ttl),
         )
+
+
+def _pending(record: WorkflowRecord, waiting_ttl: float | None) -> PendingPublic | None:
+    if record.status is not WorkflowStatus.WAITING or record.pending is None:
+        return None
+    since = record.waiting_since
+    expires = since + timedelta(seconds=waiting_ttl) if since is not None and waiting_ttl else None
+    return PendingPublic.model_validate({**record.pending, "waiting_since": since, "expires_at": expires})
+
+
+def _resume_request() -> type[BaseModel]:
+    """``POST /workflows/{id}/resume``'s body: the action, and one optional field per editable
+    value any registered workflow declares (``plan`` for the planner), typed by its schema."""
+    fields: dict[str, Any] = {
+        "action": (
+            Literal["approve", "edit", "reject"],
+            Field(description="approve: continue as asked; edit: continue with the edited value; reject: end it."),
+        )
+    }
+    for spec in WORKFLOWS.values():
+        for point in spec.interrupts:
+            if point.edit_field is not None and point.edit_model is not None:
+                # Typed by the value's schema, so OpenAPI shows it and a structural error is a 422
+                # naming the field (body.plan.steps.1.depends_on); the run service checks the rest.
+                fields.setdefault(
+                    point.edit_field,
+                    (
+                        point.edit_model | None,
+                        Field(
+                            default=None,
+                            description=f"action edit of a {point.kind} question: the edited value.",
+                        ),
+                    ),
+                )
+    model: type[BaseModel] = create_model(
+        "ResumeRequest",
+        __config__=ConfigDict(
+            extra="forbid",
+            json_schema_extra={"examples": [{"action": "approve"}, {"action": "reject"}]},
+        ),
+        __doc__="The answer to a waiting run.",
+        **fields,
+    )
+    return model
+
+
+#: The body of ``POST /workflows/{id}/resume``.
+ResumeRequest = _resume_request()
 
 
 class WorkflowsPublic(BaseModel):
@@ -165,6 +236,7 @@ class CacheClearedPublic(BaseModel):
 class StatusCountsPublic(BaseModel):
     queued: int = 0
     running: int = 0
+    waiting: int = 0
     completed: int = 0
     failed: int = 0
     cancelled: int = 0

@@ -8,6 +8,8 @@
   checkpoint, under the correlation id of the request that created them. Each process runs only
   what it accepted or claimed: for work shared across processes and machines, use the queue
   executor (``AGENTFLOW_EXECUTOR=queue``).
+- A run that stops to wait for a human (``waiting``) ends its task and releases its lease; the
+  sweep never claims it. ``resume`` takes the lease again and schedules it like a new run.
 - Shutdown stops taking work, gives running nodes a grace period, then leaves the rest
   resumable (their records stay ``queued``/``running``, leases released).
 """
@@ -21,6 +23,7 @@ import logging
 import os
 import socket
 import uuid
+from typing import Any
 
 from agents import context
 from agents.errors import ServiceUnavailable
@@ -121,6 +124,23 @@ class LocalExecutor:
 
     def live(self, workflow_id: str) -> WorkflowRecord | None:
         return self.runner.live.get(workflow_id) or self._pending.get(workflow_id)
+
+    async def resume(self, workflow_id: str, value: dict[str, Any]) -> WorkflowRecord | None:
+        if not self._accepting:
+            raise ServiceUnavailable("The server is shutting down and resumes no workflows.")
+        record = await self.store.resume(
+            workflow_id=workflow_id, value=value, now=utcnow(), lease_owner=self.owner, lease_seconds=self.lease_seconds
+        )
+        if record is not None:
+            self._schedule(record)
+        return record
+
+    async def end_waiting(
+        self, workflow_id: str, *, status: WorkflowStatus, error_code: str | None, error_message: str | None
+    ) -> WorkflowRecord | None:
+        return await self.runner.end_waiting(
+            workflow_id, status=status, error_code=error_code, error_message=error_message
+        )
 
     async def cancel(self, workflow_id: str) -> WorkflowRecord | None:
         record = await self.store.request_cancel(workflow_id=workflow_id)

@@ -6,6 +6,9 @@ closed when the context ends, in reverse order.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -24,6 +27,10 @@ from backend.runs.store import CHANGES_CHANNEL, WorkflowStore, create_engine, is
 from workflows.registry import WORKFLOWS
 
 __all__ = ["build_providers", "default_models", "open_runtime"]
+
+logger = logging.getLogger("agentflow.executor")
+#: The waiting-TTL sweep runs this often at most (more often for a shorter TTL).
+WAITING_SWEEP_SECONDS = 60.0
 
 
 def build_providers(settings: Settings) -> Providers:
@@ -135,7 +142,26 @@ async def open_runtime(settings: Settings, *, worker_concurrency: int | None = N
         else:
             executor = LocalExecutor(store=store, runner=runner, max_concurrent=settings.max_concurrent_workflows)
         await executor.start()
+        sweeper = asyncio.create_task(_expire_waiting(runner, settings.waiting_ttl), name="waiting-ttl")
         try:
             yield RunService(store=store, executor=executor, hub=hub, providers=providers, cache=cache)
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             await executor.shutdown(settings.shutdown_grace_seconds)
+
+
+async def _expire_waiting(runner: RunRunner, ttl: float) -> None:
+    """The one periodic sweep that ends runs left waiting longer than ``AGENTFLOW_WAITING_TTL``.
+
+    Every process runs it (API servers and workers alike); ending a waiting run is one
+    conditional update, so two processes sweeping at once end each run once.
+    """
+    interval = min(WAITING_SWEEP_SECONDS, max(ttl / 4, 0.2))
+    while True:
+        try:
+            await runner.expire_waiting(ttl)
+        except Exception:
+            logger.exception("waiting-run sweep failed", extra={"event": "waiting_sweep_failed"})
+        await asyncio.sleep(interval)

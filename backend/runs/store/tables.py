@@ -11,6 +11,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = ["LIVE_STATUS_SQL", "ApiKeyRow", "Base", "ResultCacheRow", "WorkflowRow"]
 
 #: The statuses of a run still in flight, as SQL (the single-flight index covers only these rows).
+#: A ``waiting`` run is not in flight: it holds no executor slot, its result depends on a human's
+#: answer, and it gives up its flight key (a run that may pause never joins the cache at all).
 LIVE_STATUS_SQL = "status IN ('queued', 'running')"
 
 
@@ -48,6 +50,10 @@ class WorkflowRow(Base):
     cache_outcome: Mapped[str | None] = mapped_column(String(16))
     traceparent: Mapped[str | None] = mapped_column(String(64))
     timeline: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    pending: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    resume_value: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    waiting_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         Index("ix_workflows_created", "created_at", "id"),
@@ -56,6 +62,7 @@ class WorkflowRow(Base):
         Index("ux_workflows_owner_idempotency", "owner", "idempotency_key", unique=True),
         Index("ix_workflows_owner_created", "owner", "created_at", "id"),
         Index("ix_workflows_owner_status", "owner", "status"),
+        Index("ix_workflows_status_waiting", "status", "waiting_since"),
         # Single flight: at most one run in flight per cache key, across every process.
         Index(
             "ux_workflows_flight",
