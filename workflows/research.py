@@ -336,8 +336,8 @@ def after_critique(state: ResearchState) -> str:
 
 
 def build_graph(checkpointer: Checkpointer = None) -> CompiledStateGraph[Any, Any, Any, Any]:
-    """The research graph; ``checkpointer=False`` compiles it to run inside another graph's node
-    (the planner's research steps), which is then the unit a crash repeats."""
+    """The research graph. Invoked inside another graph's node (the planner's research steps) with
+    ``checkpointer`` None, it checkpoints into that run's thread as a subgraph."""
     graph = StateGraph(ResearchState, context_schema=ResearchContext)
     graph.add_node("plan_queries", plan_queries)
     graph.add_node("search_arxiv", search_arxiv)
