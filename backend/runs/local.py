@@ -132,6 +132,10 @@ class LocalExecutor:
             workflow_id=workflow_id, value=value, now=utcnow(), lease_owner=self.owner, lease_seconds=self.lease_seconds
         )
         if record is not None:
+            previous = self._tasks.get(workflow_id)
+            if previous is not None and not previous.done():
+                await asyncio.wait({previous})  # the leg that stopped to wait is still returning
+                self._forget(workflow_id, previous)
             self._schedule(record)
         return record
 
@@ -169,7 +173,9 @@ class LocalExecutor:
         self._tasks[record.id] = task
         task.add_done_callback(functools.partial(self._forget, record.id))
 
-    def _forget(self, workflow_id: str, _task: object = None) -> None:
+    def _forget(self, workflow_id: str, task: object = None) -> None:
+        if task is not None and self._tasks.get(workflow_id) not in (task, None):
+            return  # a newer task runs this workflow (it was resumed after waiting): keep its state
         self._tasks.pop(workflow_id, None)
         self._pending.pop(workflow_id, None)
         self._cancel_requested.discard(workflow_id)

@@ -136,7 +136,8 @@ class RunRunner:
             ):
                 await self._execute(record, cancel_requested, interrupted, lease_owner)
         finally:
-            self.live.pop(record.id, None)
+            if self.live.get(record.id) is record:  # (a resumed leg may have replaced it already)
+                del self.live[record.id]
             record.timeline = None  # stored with the run; finished records are cached without it
             self.changed(record.id)
 

@@ -52,7 +52,7 @@ def test_every_operation_answers_as_documented(tmp_path: Path, standin: StandinS
             cwd=tmp_path,  # anything it writes stays out of the repo
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=600,  # three workflow types, each submit possibly running a whole workflow
         )
     finally:
         server.terminate()
