@@ -281,7 +281,7 @@ class MetricsSummaryPublic(BaseModel):
     until: datetime
     records: int
     by_status: StatusCountsPublic
-    live: dict[str, int] = Field(description="Queued and running now, across every process.")
+    live: dict[str, int] = Field(description="Queued, running and waiting now, across every process.")
     by_type: dict[str, TypeSummaryPublic]
     execution_time: ExecutionTimePublic
     usage: UsageSummaryPublic

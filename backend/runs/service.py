@@ -414,7 +414,7 @@ class RunService:
         return summarize(facts, source_usage=source_usage, since=since, now=utcnow(), live=counts)
 
     async def live_counts(self) -> dict[str, int]:
-        """Queued and running records now, across every process."""
+        """Queued, running and waiting records now, across every process."""
         return await self.store.live_counts()
 
 

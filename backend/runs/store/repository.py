@@ -794,11 +794,12 @@ class WorkflowStore:
         return list(row[0] or [])
 
     async def live_counts(self) -> dict[str, int]:
-        """How many records are queued and running right now, across every process."""
-        query = select(workflows.c.status, func.count()).where(_LIVE).group_by(workflows.c.status)
+        """How many records are queued, running and waiting right now, across every process."""
+        wanted = (WorkflowStatus.QUEUED, WorkflowStatus.RUNNING, WorkflowStatus.WAITING)
+        query = select(workflows.c.status, func.count()).where(_NOT_TERMINAL).group_by(workflows.c.status)
         async with self.engine.connect() as connection:
             counts = {status: int(n) for status, n in (await connection.execute(query)).all()}
-        return {status.value: counts.get(status.value, 0) for status in (WorkflowStatus.QUEUED, WorkflowStatus.RUNNING)}
+        return {status.value: counts.get(status.value, 0) for status in wanted}
 
     async def run_facts(self, *, since: datetime | None = None) -> list[RunFacts]:
         """Status, timing, usage and cache facts of every record created at or after ``since``."""
