@@ -46,6 +46,11 @@ class Metrics:
             "Workflow records that reached a final status; source is run, cache (a fresh hit) or coalesced.",
             ["workflow_type", "status", "source"],
         )
+        self.workflows_resumed: Counter = Counter(
+            "agentflow_workflows_resumed",
+            "Answers to waiting runs, by action: approve, edit or reject.",
+            ["workflow_type", "action"],
+        )
         self.workflow_duration: Histogram = Histogram(
             "agentflow_workflow_duration_seconds",
             "Execution time of runs that executed (cache hits excluded).",

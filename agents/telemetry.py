@@ -23,6 +23,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from langgraph.errors import GraphInterrupt
+
 from agents import context
 
 __all__ = [
@@ -184,6 +186,9 @@ def node(name: str) -> Iterator[None]:
             },
         ):
             yield
+    except GraphInterrupt:
+        entry["status"] = "interrupted"  # the node asked a human (LangGraph ``interrupt``): not a failure
+        raise
     except BaseException as exc:
         entry["status"] = getattr(exc, "code", None) or type(exc).__name__
         raise

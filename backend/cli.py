@@ -1,5 +1,5 @@
 """The ``agentflow`` command: the server (``serve``, ``worker``, ``migrate``) and a client for
-researchers (``run``, ``watch``, ``get``, ``list``, ``cancel``) that talks to a server over HTTP.
+researchers (``run``, ``watch``, ``get``, ``list``, ``cancel``, ``resume``) that talks to a server over HTTP.
 
 Only typer is imported up front; each command imports what it needs, so ``--help`` stays fast.
 The server commands live in ``backend.serving``, the client ones in ``backend.client.commands``.
@@ -22,6 +22,12 @@ __all__ = ["app", "main"]
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
+class ResumeAction(StrEnum):
+    approve = "approve"
+    edit = "edit"
+    reject = "reject"
+
+
 class ExportFormat(StrEnum):
     md = "md"
     html = "html"
@@ -32,6 +38,7 @@ class ExportFormat(StrEnum):
 class Status(StrEnum):
     queued = "queued"
     running = "running"
+    waiting = "waiting"
     completed = "completed"
     failed = "failed"
     cancelled = "cancelled"
@@ -130,6 +137,33 @@ def run_research(
     raise typer.Exit(code)
 
 
+@run_app.command("planner")
+def run_planner(
+    goal: Annotated[str, typer.Argument(help="The goal to plan for and deliver.", show_default=False)],
+    approve_plan: Annotated[
+        bool, typer.Option("--approve-plan", help="Stop after planning until you resume the run.")
+    ] = False,
+    max_steps: Annotated[int | None, typer.Option(help="Most plan steps (server default 8).")] = None,
+    sources: Annotated[
+        str | None, typer.Option(help="Comma-separated: arxiv, web (server default: both).", metavar="LIST")
+    ] = None,
+    wait: Wait = False,
+    as_json: Json = False,
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """Plan the goal into steps, run them (independent ones in parallel) and write a cited deliverable."""
+    body: dict[str, Any] = {"topic": goal}
+    if approve_plan:
+        body["approve_plan"] = True
+    if max_steps is not None:
+        body["max_steps"] = max_steps
+    if sources is not None:
+        body["sources"] = [name.strip() for name in sources.split(",") if name.strip()]
+    code = _client().run(_connection(url, api_key), "planner", body, wait=wait, as_json=as_json)
+    raise typer.Exit(code)
+
+
 @app.command()
 def watch(workflow_id: WorkflowId, as_json: Json = False, url: Url = DEFAULT_URL, api_key: ApiKey = None) -> None:
     """Follow a run live until it ends, then print its result (Ctrl-C: cancel or detach)."""
@@ -170,8 +204,28 @@ def list_(
 
 @app.command()
 def cancel(workflow_id: WorkflowId, url: Url = DEFAULT_URL, api_key: ApiKey = None) -> None:
-    """Cancel a queued or running run."""
+    """Cancel a queued, running or waiting run."""
     raise typer.Exit(_client().cancel(_connection(url, api_key), workflow_id))
+
+
+@app.command()
+def resume(
+    workflow_id: WorkflowId,
+    action: Annotated[ResumeAction, typer.Argument(help="approve, edit (with --plan) or reject.")],
+    plan: Annotated[
+        Path | None,
+        typer.Option("--plan", help="action edit: a JSON file with the edited plan.", dir_okay=False, exists=True),
+    ] = None,
+    wait: Wait = False,
+    as_json: Json = False,
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """Answer a run that waits for you (e.g. approve its plan); reject ends it cancelled."""
+    code = _client().resume(
+        _connection(url, api_key), workflow_id, action.value, plan_file=plan, wait=wait, as_json=as_json
+    )
+    raise typer.Exit(code)
 
 
 # --- server commands ------------------------------------------------------------------------------

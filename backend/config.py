@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     max_concurrent_workflows: int = Field(default=64, ge=1, le=100_000)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     workflow_timeout: float = Field(default=600.0, gt=0)
+    waiting_ttl: float = Field(
+        default=7 * 24 * 3600.0,
+        gt=0,
+        description="Seconds a run may wait for a human answer before it ends cancelled (approval_timeout)",
+    )
 
     # --- result cache -------------------------------------------------------------------------
     cache_ttl: float = Field(

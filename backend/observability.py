@@ -122,6 +122,11 @@ class _LiveRuns:
         yield GaugeMetricFamily(
             "agentflow_workflows_queued", "Workflow runs queued now (every process).", self.counts.get("queued", 0)
         )
+        yield GaugeMetricFamily(
+            "agentflow_workflows_waiting",
+            "Workflow runs waiting for a human answer now (every process).",
+            self.counts.get("waiting", 0),
+        )
 
 
 def render_metrics(live: Mapping[str, int]) -> tuple[bytes, str]:

@@ -1,5 +1,6 @@
-"""``make demo``: start the offline stand-ins and a real server, run a reflection and a research
-workflow, show progress while polling, then print the results and each workflow's log lines.
+"""``make demo``: start the offline stand-ins and a real server, run a reflection, a research and a
+planner workflow (with a human approval round trip: the run waits with its plan, the demo edits
+the plan and resumes it), show progress while polling, then print the results and log lines.
 
 Everything runs on loopback; nothing here needs an API key or the internet.
 """
@@ -73,8 +74,13 @@ def _run(http: httpx.Client, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         return response.json()
     record = response.json()
     print(f"  202 Accepted  workflow_id={record['workflow_id']}  Location={response.headers['Location']}")
+    return _poll(http, record)
+
+
+def _poll(http: httpx.Client, record: dict[str, Any]) -> dict[str, Any]:
+    """Show progress until the run ends or waits for an answer."""
     last = None
-    while record["status"] not in TERMINAL:
+    while record["status"] not in TERMINAL and record["status"] != "waiting":
         time.sleep(0.2)
         record = http.get(f"/workflows/{record['workflow_id']}").json()
         shown = (record["status"], record["progress"]["node"], record["progress"]["iteration"])
@@ -82,11 +88,39 @@ def _run(http: httpx.Client, kind: str, body: dict[str, Any]) -> dict[str, Any]:
             print(f"  {record['status']:<9} node={shown[1]!s:<16} iteration={shown[2]}")
             last = shown
     usage = record["usage"]
+    took = f"in {record['execution_time']} s" if record["execution_time"] is not None else "so far"
     print(
-        f"  {record['status']} in {record['execution_time']} s — {usage['llm_calls']} LLM calls, "
+        f"  {record['status']} {took} — {usage['llm_calls']} LLM calls, "
         f"{usage['input_tokens']}+{usage['output_tokens']} tokens"
     )
     return record
+
+
+def _approval_round_trip(http: httpx.Client, record: dict[str, Any]) -> dict[str, Any]:
+    """The planner run waits with its plan: drop its last step, resume with the edit, follow it."""
+    if record.get("status") != "waiting":
+        return record
+    steps = record["pending"]["plan"]["steps"]
+    print(f"  waiting for approval of a {len(steps)}-step plan ({record['pending']['kind']}):")
+    for step in steps:
+        after = f" after {', '.join(step['depends_on'])}" if step["depends_on"] else ""
+        print(f"    {step['id']} [{step['kind']}]{after}: {step['instruction']}")
+    kept = steps[:-1] if len(steps) > 1 else steps
+    print(f"  POST /workflows/{record['workflow_id']}/resume  action=edit, without step {steps[-1]['id']}")
+    answered = http.post(f"/workflows/{record['workflow_id']}/resume", json={"action": "edit", "plan": {"steps": kept}})
+    print(f"  {answered.status_code} {answered.json()['status']}")
+    return _poll(http, answered.json())
+
+
+def _show_planner(record: dict[str, Any]) -> None:
+    result = record.get("result") or {}
+    if not result:
+        print(f"  error: {record.get('error')}")
+        return
+    for step in result["steps"]:
+        print(f"  step {step['id']} [{step['kind']}] {step['status']}")
+    print(f"  plan: {result['plan_source']}  sources={len(result['sources'])}  citations={result['citations']}")
+    print(textwrap.indent(textwrap.shorten(result.get("report_markdown") or "", 800), "  │ "))
 
 
 def _show_reflection(record: dict[str, Any]) -> None:
@@ -155,10 +189,20 @@ def main() -> int:
                 _show_research(research)
             else:
                 print("\n(research workflow not available in this build)")
+            planner = _run(
+                http,
+                "planner",
+                {"topic": "a briefing on evaluating retrieval-augmented generation", "approve_plan": True},
+            )
+            planner = _approval_round_trip(http, planner)
+            _show_planner(planner)
         _show_logs(log_path, reflection["workflow_id"])
         if research is not None and "workflow_id" in research:
             _show_logs(log_path, research["workflow_id"])
-        ok = reflection.get("status") == "completed" and (research is None or research.get("status") == "completed")
+        if "workflow_id" in planner:
+            _show_logs(log_path, planner["workflow_id"])
+        ran = (reflection, planner) if research is None else (reflection, research, planner)
+        ok = all(record.get("status") == "completed" for record in ran)
         return 0 if ok else 1
     finally:
         for proc in (server, standins):

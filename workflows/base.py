@@ -23,6 +23,8 @@ __all__ = [
     "WEBHOOK_URL_MAX_LENGTH",
     "CacheOption",
     "CachePolicy",
+    "EditProblem",
+    "InterruptPoint",
     "ModelName",
     "StorableText",
     "TokenBudget",
@@ -124,6 +126,46 @@ def resolve_models(requested: BaseModel | None, defaults: Mapping[str, str]) -> 
     return {role: chosen.get(role) or model for role, model in defaults.items()}
 
 
+class EditProblem(Exception):
+    """An edited value a human sent back is invalid at ``loc`` (a path inside that value)."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str, kind: str = "value_error") -> None:
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class InterruptPoint:
+    """A question a workflow may stop to ask a human, and how the answer is checked.
+
+    The node named ``node`` calls LangGraph's ``interrupt({"kind": kind, ...})``; the run then
+    waits (status ``waiting``, the interrupt's value shown as the record's ``pending``) until
+    ``POST /workflows/{id}/resume`` answers ``approve``, ``edit`` (with the edited value in the
+    body field ``edit_field``) or ``reject`` (the run ends ``cancelled``). The node receives
+    ``{"action": "approve"}`` or ``{"action": "edit", edit_field: <validated value>}`` as the
+    value of its ``interrupt(...)`` call.
+
+    Attributes:
+        kind: the ``pending.kind`` of the question, e.g. ``plan_approval``.
+        node: the node that asks it.
+        asks: whether a run of this request may stop here (such runs never use the result cache:
+            their result depends on the answer).
+        edit_field: the resume body's field that carries an edited value (None: no ``edit``).
+        edit_model: the schema of that value (validated first: a 422 names the failing field).
+        check_edit: further checks of a validated edit against the run's request; raises
+            ``EditProblem`` naming the path inside the value.
+    """
+
+    kind: str
+    node: str
+    asks: Callable[[BaseModel], bool]
+    edit_field: str | None = None
+    edit_model: type[BaseModel] | None = None
+    check_edit: Callable[[BaseModel, BaseModel], None] | None = None
+
+
 class _Node(Protocol):
     def __call__(self, state: Any, runtime: Any) -> Awaitable[dict[str, Any]]: ...
 
@@ -168,6 +210,8 @@ class WorkflowSpec:
         progress: ``{node, iteration}`` shown while the run is in flight.
         required_providers: raise ``ProviderNotConfigured`` at submit time if a needed
             provider has no credentials.
+        interrupts: the questions the workflow may stop to ask a human (see ``InterruptPoint``);
+            one at a time: a run waits on at most one question.
     """
 
     name: str
@@ -180,6 +224,15 @@ class WorkflowSpec:
     partial_result: Callable[[Mapping[str, Any]], dict[str, Any] | None]
     progress: Callable[[str, Mapping[str, Any]], dict[str, Any]]
     required_providers: Callable[[BaseModel, Providers], None]
+    interrupts: tuple[InterruptPoint, ...] = ()
+
+    def may_pause(self, request: BaseModel) -> bool:
+        """Whether a run of ``request`` may stop to wait for a human."""
+        return any(point.asks(request) for point in self.interrupts)
+
+    def interrupt_point(self, kind: str) -> InterruptPoint | None:
+        """The declared question of this ``kind``, if any."""
+        return next((point for point in self.interrupts if point.kind == kind), None)
 
     def __post_init__(self) -> None:
         # The result cache reads the policy from every request: one shared field, never forgotten.

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from workflows.base import WorkflowSpec
+from workflows.planner import SPEC as PLANNER
 from workflows.reflection import SPEC as REFLECTION
 from workflows.research import SPEC as RESEARCH
 
 __all__ = ["WORKFLOWS", "get_spec"]
 
-WORKFLOWS: dict[str, WorkflowSpec] = {spec.name: spec for spec in (REFLECTION, RESEARCH)}
+WORKFLOWS: dict[str, WorkflowSpec] = {spec.name: spec for spec in (REFLECTION, RESEARCH, PLANNER)}
 
 
 def get_spec(name: str) -> WorkflowSpec | None:

@@ -19,11 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypedDict
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
-from langgraph.types import Send
+from langgraph.types import Checkpointer, Send
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from agents import citations
@@ -47,7 +46,7 @@ from workflows.base import (
     topic_input,
 )
 
-__all__ = ["SPEC", "ResearchModels", "ResearchRequest", "build_graph"]
+__all__ = ["SPEC", "ResearchContext", "ResearchModels", "ResearchRequest", "build_graph"]
 
 logger = logging.getLogger("agentflow.workflow")
 
@@ -338,7 +337,9 @@ def after_critique(state: ResearchState) -> str:
     return "finalize" if state["critique"].get("approved") else "revise"
 
 
-def build_graph(checkpointer: BaseCheckpointSaver[Any] | None = None) -> CompiledStateGraph[Any, Any, Any, Any]:
+def build_graph(checkpointer: Checkpointer = None) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """The research graph. Invoked inside another graph's node (the planner's research steps) with
+    ``checkpointer`` None, it checkpoints into that run's thread as a subgraph."""
     graph = StateGraph(ResearchState, context_schema=ResearchContext)
     graph.add_node("plan_queries", plan_queries)
     graph.add_node("search_arxiv", search_arxiv)

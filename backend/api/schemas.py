@@ -7,27 +7,70 @@ the webhook dispatcher posts exactly that JSON, and ``backend.runs`` never impor
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from backend.runs import WorkflowStatus
-from backend.runs.public import ErrorPublic, ProgressPublic, WebhookPublic, WorkflowPublic
+from backend.runs.public import ErrorPublic, PendingPublic, ProgressPublic, WebhookPublic, WorkflowPublic
+from workflows.registry import WORKFLOWS
 
 __all__ = [
     "CacheClearedPublic",
     "ErrorPublic",
     "FieldErrorPublic",
     "MetricsSummaryPublic",
+    "PendingPublic",
     "ProblemDetails",
     "ProgressPublic",
     "ReadinessPublic",
+    "ResumeRequest",
     "TimelineEntryPublic",
     "WebhookPublic",
     "WorkflowPublic",
     "WorkflowTimelinePublic",
     "WorkflowsPublic",
 ]
+
+
+def _resume_request() -> type[BaseModel]:
+    """``POST /workflows/{id}/resume``'s body: the action, and one optional field per editable
+    value any registered workflow declares (``plan`` for the planner), typed by its schema."""
+    fields: dict[str, Any] = {
+        "action": (
+            Literal["approve", "edit", "reject"],
+            Field(description="approve: continue as asked; edit: continue with the edited value; reject: end it."),
+        )
+    }
+    for spec in WORKFLOWS.values():
+        for point in spec.interrupts:
+            if point.edit_field is not None and point.edit_model is not None:
+                # Typed by the value's schema, so OpenAPI shows it and a structural error is a 422
+                # naming the field (body.plan.steps.1.depends_on); the run service checks the rest.
+                fields.setdefault(
+                    point.edit_field,
+                    (
+                        point.edit_model | None,
+                        Field(
+                            default=None,
+                            description=f"action edit of a {point.kind} question: the edited value.",
+                        ),
+                    ),
+                )
+    model: type[BaseModel] = create_model(
+        "ResumeRequest",
+        __config__=ConfigDict(
+            extra="forbid",
+            json_schema_extra={"examples": [{"action": "approve"}, {"action": "reject"}]},
+        ),
+        __doc__="The answer to a waiting run.",
+        **fields,
+    )
+    return model
+
+
+#: The body of ``POST /workflows/{id}/resume``.
+ResumeRequest = _resume_request()
 
 
 class WorkflowsPublic(BaseModel):
@@ -108,6 +151,7 @@ class CacheClearedPublic(BaseModel):
 class StatusCountsPublic(BaseModel):
     queued: int = 0
     running: int = 0
+    waiting: int = 0
     completed: int = 0
     failed: int = 0
     cancelled: int = 0
@@ -152,7 +196,7 @@ class MetricsSummaryPublic(BaseModel):
     until: datetime
     records: int
     by_status: StatusCountsPublic
-    live: dict[str, int] = Field(description="Queued and running now, across every process.")
+    live: dict[str, int] = Field(description="Queued, running and waiting now, across every process.")
     by_type: dict[str, TypeSummaryPublic]
     execution_time: ExecutionTimePublic
     usage: UsageSummaryPublic

@@ -1,13 +1,15 @@
-"""The client commands behind ``agentflow run|watch|get|list|cancel``; each returns an exit code.
+"""The client commands behind ``agentflow run|watch|get|list|cancel|resume``; each returns an exit code.
 
 Exit codes: 0 the run completed (or the command did what it was asked), 1 the run failed or was
 cancelled (or the server refused), 2 a usage error (the server's 422 included), 3 the server is
-unreachable, 130 detached from a run with Ctrl-C (the run goes on). Errors are one line on stderr.
+unreachable, 4 the run waits for an answer (``agentflow resume``), 130 detached from a run with
+Ctrl-C (the run goes on). Errors are one line on stderr.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -18,7 +20,15 @@ from typing import Any, ParamSpec
 from rich.console import Console
 from rich.prompt import Confirm
 
-from backend.client.display import ProgressView, print_json, print_markdown, print_runs, summary, terminal
+from backend.client.display import (
+    ProgressView,
+    print_json,
+    print_markdown,
+    print_pending,
+    print_runs,
+    summary,
+    terminal,
+)
 from backend.client.http import AgentflowClient, ApiError, ClientError, InvalidUrl, ServerUnreachable
 
 __all__ = [
@@ -27,15 +37,17 @@ __all__ = [
     "EXIT_OK",
     "EXIT_UNREACHABLE",
     "EXIT_USAGE",
+    "EXIT_WAITING",
     "Connection",
     "cancel",
     "get",
     "list_runs",
+    "resume",
     "run",
     "watch",
 ]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_DETACHED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_WAITING, EXIT_DETACHED = 0, 1, 2, 3, 4, 130
 P = ParamSpec("P")
 #: Reconnects to a dropped event stream (a restarting server) before giving up.
 STREAM_RETRIES = 5
@@ -158,6 +170,36 @@ def cancel(connection: Connection, workflow_id: str) -> int:
     return EXIT_OK
 
 
+@_handled
+def resume(
+    connection: Connection,
+    workflow_id: str,
+    action: str,
+    *,
+    plan_file: Path | None = None,
+    wait: bool = False,
+    as_json: bool = False,
+) -> int:
+    """Answer a waiting run; with ``wait``, follow it (when it continues) and show its result."""
+    body: dict[str, Any] = {"action": action}
+    if plan_file is not None:
+        try:
+            body["plan"] = json.loads(plan_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            return _fail(f"cannot read the plan from {plan_file}: {error}", EXIT_USAGE)
+    elif action == "edit":
+        return _fail("action edit needs --plan FILE (the edited plan as JSON)", EXIT_USAGE)
+    with connection.client() as client:
+        record = client.resume(workflow_id, body)
+        if wait and not terminal(record):
+            return _follow_and_show(client, record, as_json=as_json)
+    if as_json:
+        print_json(record)
+    else:
+        sys.stdout.write(f"{record['workflow_id']} {record['status']}\n")
+    return EXIT_OK
+
+
 # --- following a run ------------------------------------------------------------------------------
 
 
@@ -171,7 +213,7 @@ def follow(client: AgentflowClient, record: dict[str, Any], view: ProgressView) 
     view.update(record)
     failures = 0
     last_id: str | None = None
-    while not terminal(record):
+    while not terminal(record) and record.get("status") != "waiting":
         received, lost = False, None
         try:
             with client.events(record["workflow_id"], last_event_id=last_id) as events:
@@ -179,7 +221,7 @@ def follow(client: AgentflowClient, record: dict[str, Any], view: ProgressView) 
                     record, received = event.record, True
                     last_id = event.id or last_id
                     view.update(record)
-                    if event.name == "end":
+                    if event.name == "end" or record.get("status") == "waiting":
                         return record
         except ServerUnreachable as error:
             lost = error
@@ -199,9 +241,13 @@ def _follow_and_show(client: AgentflowClient, record: dict[str, Any], *, as_json
         return EXIT_DETACHED
     if as_json:
         print_json(final)
+    elif final.get("status") == "waiting":
+        print_pending(final, _stdout())
     elif final.get("result") is not None:
         print_markdown(client.export(final["workflow_id"], "md").decode("utf-8"), _stdout())
-    _note(summary(final), style=None if final["status"] == "completed" else "red")
+    _note(summary(final), style=None if final["status"] in ("completed", "waiting") else "red")
+    if final["status"] == "waiting":
+        return EXIT_WAITING
     return EXIT_OK if final["status"] == "completed" else EXIT_FAILED
 
 

@@ -15,10 +15,17 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["ProgressView", "print_json", "print_markdown", "print_runs", "summary", "terminal"]
+__all__ = ["ProgressView", "print_json", "print_markdown", "print_pending", "print_runs", "summary", "terminal"]
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
-_STATUS_STYLE = {"completed": "green", "failed": "red", "cancelled": "red", "running": "yellow", "queued": "yellow"}
+_STATUS_STYLE = {
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "red",
+    "running": "yellow",
+    "queued": "yellow",
+    "waiting": "magenta",
+}
 
 
 def terminal(record: dict[str, Any]) -> bool:
@@ -106,7 +113,7 @@ class _Panel:
         parts: list[RenderableType] = [head, facts]
         if self.trail:
             parts.append(Text(" → ".join(self.trail), style="dim"))
-        if status in TERMINAL:
+        if status in TERMINAL or status == "waiting":
             return Group(*parts)
         self._spinner.text = head
         return Group(self._spinner, *parts[1:])
@@ -180,6 +187,22 @@ def print_markdown(text: str, console: Console) -> None:
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         sys.stdout.flush()
+
+
+def print_pending(record: dict[str, Any], console: Console) -> None:
+    """What a waiting run asks, and how to answer it (the plan as a numbered list)."""
+    pending = record.get("pending") or {}
+    workflow_id = record["workflow_id"]
+    lines = [f"## Run {workflow_id} is waiting: {pending.get('kind', 'a question')}", ""]
+    for number, step in enumerate(((pending.get("plan") or {}).get("steps")) or [], start=1):
+        needs = f" (after {', '.join(step['depends_on'])})" if step.get("depends_on") else ""
+        lines.append(f"{number}. **{step['id']}** [{step['kind']}]{needs}: {step['instruction']}")
+    lines += [
+        "",
+        f"Answer it: `agentflow resume {workflow_id} approve`, `... reject`, or `... edit --plan plan.json`"
+        " (the plan above as JSON, edited).",
+    ]
+    print_markdown("\n".join(lines), console)
 
 
 def print_json(value: Any) -> None:

@@ -120,6 +120,10 @@ class AgentflowClient:
     def cancel(self, workflow_id: str) -> dict[str, Any]:
         return self._json("POST", f"/workflows/{workflow_id}/cancel")
 
+    def resume(self, workflow_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Answer a waiting run: ``{"action": "approve"|"edit"|"reject", "plan": ...}``."""
+        return self._json("POST", f"/workflows/{workflow_id}/resume", json=body)
+
     def export(self, workflow_id: str, fmt: str) -> bytes:
         """The run's result as ``md``, ``html``, ``json`` or ``bib`` (the server renders it)."""
         return self._request("GET", f"/workflows/{workflow_id}/export", params={"format": fmt}).content

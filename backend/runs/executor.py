@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
-from backend.runs.records import WorkflowRecord
+from backend.runs.records import WorkflowRecord, WorkflowStatus
 
 __all__ = ["Executor"]
 
@@ -41,6 +41,17 @@ class Executor(Protocol):
 
     async def cancel(self, workflow_id: str) -> WorkflowRecord | None:
         """Cancel a run: a queued one never starts; a running one stops. None if unknown."""
+        ...
+
+    async def resume(self, workflow_id: str, value: dict[str, Any]) -> WorkflowRecord | None:
+        """Record the answer to a waiting run and schedule it to continue from its checkpoint,
+        atomically; None if it is not waiting."""
+        ...
+
+    async def end_waiting(
+        self, workflow_id: str, *, status: WorkflowStatus, error_code: str | None, error_message: str | None
+    ) -> WorkflowRecord | None:
+        """End a waiting run without running it again (and drop its checkpoint); None if not waiting."""
         ...
 
     def live(self, workflow_id: str) -> WorkflowRecord | None:

@@ -8,6 +8,8 @@
   checkpoint, under the correlation id of the request that created them. Each process runs only
   what it accepted or claimed: for work shared across processes and machines, use the queue
   executor (``AGENTFLOW_EXECUTOR=queue``).
+- A run that stops to wait for a human (``waiting``) ends its task and releases its lease; the
+  sweep never claims it. ``resume`` takes the lease again and schedules it like a new run.
 - Shutdown stops taking work, gives running nodes a grace period, then leaves the rest
   resumable (their records stay ``queued``/``running``, leases released).
 """
@@ -21,6 +23,7 @@ import logging
 import os
 import socket
 import uuid
+from typing import Any
 
 from agents import context
 from agents.errors import ServiceUnavailable
@@ -122,6 +125,27 @@ class LocalExecutor:
     def live(self, workflow_id: str) -> WorkflowRecord | None:
         return self.runner.live.get(workflow_id) or self._pending.get(workflow_id)
 
+    async def resume(self, workflow_id: str, value: dict[str, Any]) -> WorkflowRecord | None:
+        if not self._accepting:
+            raise ServiceUnavailable("The server is shutting down and resumes no workflows.")
+        record = await self.store.resume(
+            workflow_id=workflow_id, value=value, now=utcnow(), lease_owner=self.owner, lease_seconds=self.lease_seconds
+        )
+        if record is not None:
+            previous = self._tasks.get(workflow_id)
+            if previous is not None and not previous.done():
+                await asyncio.wait({previous})  # the leg that stopped to wait is still returning
+                self._forget(workflow_id, previous)
+            self._schedule(record)
+        return record
+
+    async def end_waiting(
+        self, workflow_id: str, *, status: WorkflowStatus, error_code: str | None, error_message: str | None
+    ) -> WorkflowRecord | None:
+        return await self.runner.end_waiting(
+            workflow_id, status=status, error_code=error_code, error_message=error_message
+        )
+
     async def cancel(self, workflow_id: str) -> WorkflowRecord | None:
         record = await self.store.request_cancel(workflow_id=workflow_id)
         if record is None:
@@ -149,7 +173,9 @@ class LocalExecutor:
         self._tasks[record.id] = task
         task.add_done_callback(functools.partial(self._forget, record.id))
 
-    def _forget(self, workflow_id: str, _task: object = None) -> None:
+    def _forget(self, workflow_id: str, task: object = None) -> None:
+        if task is not None and self._tasks.get(workflow_id) not in (task, None):
+            return  # a newer task runs this workflow (it was resumed after waiting): keep its state
         self._tasks.pop(workflow_id, None)
         self._pending.pop(workflow_id, None)
         self._cancel_requested.discard(workflow_id)

@@ -7,14 +7,14 @@ Pure pydantic: no FastAPI here.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from backend.runs.records import DeliveryStatus, Usage, WorkflowRecord, WorkflowStatus
 
-__all__ = ["ErrorPublic", "ProgressPublic", "WebhookPublic", "WorkflowPublic", "webhook_payload"]
+__all__ = ["ErrorPublic", "PendingPublic", "ProgressPublic", "WebhookPublic", "WorkflowPublic", "webhook_payload"]
 
 
 class WebhookPublic(BaseModel):
@@ -49,6 +49,18 @@ class ProgressPublic(BaseModel):
     sources: int | None = Field(default=None, description="Research: sources retrieved so far.")
 
 
+class PendingPublic(BaseModel):
+    """What a ``waiting`` run asks a human (answer it with ``POST /workflows/{id}/resume``)."""
+
+    model_config = ConfigDict(extra="allow")  # the question's payload, e.g. ``plan``
+
+    kind: str = Field(description="The question, e.g. plan_approval (the payload is its plan).")
+    waiting_since: datetime | None = Field(default=None, description="When the run started waiting.")
+    expires_at: datetime | None = Field(
+        default=None, description="When the run ends cancelled (approval_timeout) if nobody answers."
+    )
+
+
 class WorkflowPublic(BaseModel):
     """A workflow run as clients see it."""
 
@@ -78,9 +90,17 @@ class WorkflowPublic(BaseModel):
     webhook: WebhookPublic | None = Field(
         default=None, description="The webhook asked for at submit and its delivery (null: none was asked for)."
     )
+    pending: PendingPublic | None = Field(
+        default=None,
+        description=(
+            "Status waiting: the question the run waits on, e.g. {kind: plan_approval, plan: {steps: [...]}}; "
+            "answer it with POST /workflows/{id}/resume."
+        ),
+    )
 
     @classmethod
-    def from_record(cls, record: WorkflowRecord) -> WorkflowPublic:
+    def from_record(cls, record: WorkflowRecord, *, waiting_ttl: float | None = None) -> WorkflowPublic:
+        """The public record; ``waiting_ttl`` (AGENTFLOW_WAITING_TTL) dates a waiting run's expiry."""
         return cls(
             workflow_id=record.id,
             workflow_type=record.workflow_type,
@@ -102,7 +122,16 @@ class WorkflowPublic(BaseModel):
             cached_from=record.cached_from,
             cache_outcome=record.cache_outcome.value if record.cache_outcome else None,
             webhook=WebhookPublic.from_record(record),
+            pending=_pending(record, waiting_ttl),
         )
+
+
+def _pending(record: WorkflowRecord, waiting_ttl: float | None) -> PendingPublic | None:
+    if record.status is not WorkflowStatus.WAITING or record.pending is None:
+        return None
+    since = record.waiting_since
+    expires = since + timedelta(seconds=waiting_ttl) if since is not None and waiting_ttl else None
+    return PendingPublic.model_validate({**record.pending, "waiting_since": since, "expires_at": expires})
 
 
 def webhook_payload(record: WorkflowRecord) -> bytes:

@@ -13,6 +13,8 @@
   with code ``worker_lost``.
 - Cancel: a queued job is removed; a running one is aborted through procrastinate (a NOTIFY
   reaches the worker, which cancels the run's task and records it ``cancelled``).
+- A run that stops to wait for a human (``waiting``) finishes its job; ``resume`` records the
+  answer and defers a new job in the same transaction.
 - Graceful shutdown: jobs still running after the grace period are interrupted and go straight
   back to the queue, their attempt given back.
 """
@@ -191,6 +193,18 @@ class QueueExecutor:
 
     def live(self, workflow_id: str) -> WorkflowRecord | None:
         return self.runner.live.get(workflow_id)
+
+    async def resume(self, workflow_id: str, value: dict[str, Any]) -> WorkflowRecord | None:
+        if not self._accepting:
+            raise ServiceUnavailable("The server is shutting down and resumes no workflows.")
+        return await self.store.resume(workflow_id=workflow_id, value=value, now=utcnow())
+
+    async def end_waiting(
+        self, workflow_id: str, *, status: WorkflowStatus, error_code: str | None, error_message: str | None
+    ) -> WorkflowRecord | None:
+        return await self.runner.end_waiting(
+            workflow_id, status=status, error_code=error_code, error_message=error_message
+        )
 
     async def cancel(self, workflow_id: str) -> WorkflowRecord | None:
         record = await self.store.request_cancel(workflow_id=workflow_id)

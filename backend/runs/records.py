@@ -21,10 +21,12 @@ __all__ = [
 
 
 class WorkflowStatus(StrEnum):
-    """Where a run is: ``queued`` and ``running`` are live; the other three are final."""
+    """Where a run is: ``queued`` and ``running`` are live; ``waiting`` is paused for a human answer
+    (not final, but holding no executor slot); the other three are final."""
 
     QUEUED = "queued"
     RUNNING = "running"
+    WAITING = "waiting"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -109,6 +111,14 @@ class WorkflowRecord:
     #: Nodes and upstream calls so far; only on the live record of a run executing here (the
     #: store keeps it apart from the record, see ``WorkflowStore.timeline``).
     timeline: list[dict[str, Any]] | None = None
+    #: While ``waiting``: what the run asks a human, ``{"kind": ..., **payload}`` (e.g. the plan).
+    pending: dict[str, Any] | None = None
+    #: The human's answer to the latest pending question, recorded before the run is re-scheduled.
+    resume_value: dict[str, Any] | None = None
+    #: When the run last started waiting (the ``AGENTFLOW_WAITING_TTL`` clock).
+    waiting_since: datetime | None = None
+    #: When the run was last resumed after waiting (its deadline counts from here).
+    resumed_at: datetime | None = None
 
     @property
     def cache_hit(self) -> bool:

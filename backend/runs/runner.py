@@ -15,6 +15,12 @@
 - It records the run's timeline (every node and upstream call, see ``agents.telemetry``) with
   the progress and at the end, and, when tracing is on, runs it inside one span that joins the
   trace of the request that submitted it.
+- A run whose graph stops at a LangGraph ``interrupt(...)`` becomes ``waiting``: the question
+  (the interrupt's value) is stored as the record's ``pending``, its lease and flight are given
+  up and its checkpoint is kept, so it holds no executor slot and survives restarts. Once
+  ``RunService.resume`` recorded an answer and re-scheduled it, the run continues from that
+  checkpoint with ``Command(resume=answer)``. ``end_waiting`` ends a waiting run (a rejected
+  answer, a cancel, or ``expire_waiting`` once ``AGENTFLOW_WAITING_TTL`` passed).
 - A record that coalesced onto an identical run in flight (single flight, see
   ``backend.runs.cache``) waits for that run and ends as it did; a completed run with a cache key
   becomes the cached result for it, in the same transaction that finishes it.
@@ -34,7 +40,7 @@ from typing import Any, cast
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import StreamMode
+from langgraph.types import Command, StreamMode
 
 from agents import context, telemetry
 from agents.errors import AgentflowError, BudgetExceeded, WorkflowTimeout
@@ -143,7 +149,8 @@ class RunRunner:
             ):
                 await self._execute(record, cancel_requested, interrupted, lease_owner)
         finally:
-            self.live.pop(record.id, None)
+            if self.live.get(record.id) is record:  # (a resumed leg may have replaced it already)
+                del self.live[record.id]
             record.timeline = None  # stored with the run; finished records are cached without it
             await asyncio.shield(self.events.close(record.id))
             self.changed(record.id)
@@ -194,12 +201,18 @@ class RunRunner:
         graph = self._graph(spec)
         # A run that never started has no checkpoint: skip the lookup on the common path.
         has_checkpoint = resumed and await self.checkpointer.aget_tuple(config) is not None
-        graph_input = None if has_checkpoint else spec.initial_state(request)
+        graph_input: Any = None if has_checkpoint else spec.initial_state(request)
+        # Answered while waiting: hand the answer to the interrupt, unless the checkpoint is
+        # already past it (a crash after the answer was consumed).
+        if has_checkpoint and record.resume_value is not None and (await graph.aget_state(config)).interrupts:
+            graph_input = Command(resume=record.resume_value)
         run_context = spec.make_context(request, self.providers, self.default_models[spec.name])
         state: dict[str, Any] = {}
         progress = record.progress
         budget = getattr(request, "max_tokens_budget", None)
-        remaining = self.workflow_timeout - _elapsed(started_at)
+        interrupts: tuple[Any, ...] = ()
+        # The deadline covers execution, not a human's thinking time: it restarts on resume.
+        remaining = self.workflow_timeout - _elapsed(record.resumed_at or started_at)
         # LLM calls stream tokens only while someone watches the run (see backend.runs.events).
         watch = context.token_watch.set(lambda: self.events.watched(record.id))
         try:
@@ -223,13 +236,16 @@ class RunRunner:
                             emit(record.id, "messages", [jsonable(message), jsonable(metadata)])
                             continue
                         if mode == "updates":
+                            if isinstance(chunk, dict) and "__interrupt__" in chunk:
+                                interrupts = tuple(chunk["__interrupt__"])
+                                continue
                             last_node = next(iter(chunk), last_node) if isinstance(chunk, dict) else last_node
                             emit(record.id, "updates", jsonable(chunk))
                             continue
                         if mode == "custom":
                             emit(record.id, "custom", jsonable(chunk))
                             continue
-                        state = cast("dict[str, Any]", chunk)
+                        state = {k: v for k, v in cast("dict[str, Any]", chunk).items() if k != "__interrupt__"}
                         emit(record.id, "values", jsonable(state))
                         progress = spec.progress(last_node, state)
                         usage = Usage.from_dict(state.get("usage"))
@@ -270,6 +286,9 @@ class RunRunner:
             return
         finally:
             context.token_watch.reset(watch)
+        if interrupts:
+            await self._wait(record, interrupts[0].value, state, progress)
+            return
         await self._finish(record, WorkflowStatus.COMPLETED, state=state, result=spec.result(state), progress=progress)
 
     async def _wait_turn(self, record: WorkflowRecord) -> bool:
@@ -298,6 +317,72 @@ class RunRunner:
                     extra={"event": "workflow_enqueued", "thread_id": record.thread_id, "waits_for": ahead},
                 )
             await self.hub.wait(signal, FOLLOW_POLL_SECONDS)
+
+    async def _wait(
+        self, record: WorkflowRecord, question: Any, state: Mapping[str, Any], progress: dict[str, Any]
+    ) -> None:
+        """The graph stopped at an interrupt: park the run ``waiting`` on ``question``, keeping its checkpoint."""
+        pending = dict(question) if isinstance(question, Mapping) else {"kind": "input", "value": question}
+        pending.setdefault("kind", "input")
+        since = utcnow()
+        usage = Usage.from_dict(state.get("usage")) if state else record.usage
+        if not await self.store.start_waiting(
+            workflow_id=record.id,
+            pending=pending,
+            since=since,
+            progress=progress,
+            usage=usage,
+            timeline=list(record.timeline) if record.timeline is not None else None,
+        ):
+            return  # ended elsewhere in the meantime
+        record.status, record.pending, record.waiting_since = WorkflowStatus.WAITING, pending, since
+        record.resume_value, record.flight_key = None, None
+        record.progress, record.usage = progress, usage
+        self.events.status(record)
+        self.changed(record.id)
+        logger.info(
+            "workflow waiting for an answer",
+            extra={"event": "workflow_waiting", "pending_kind": pending["kind"], "usage": usage.as_dict()},
+        )
+
+    async def end_waiting(
+        self,
+        workflow_id: str,
+        *,
+        status: WorkflowStatus = WorkflowStatus.CANCELLED,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> WorkflowRecord | None:
+        """End a waiting run (rejected, cancelled or expired) and drop its checkpoint; None if it
+        was not waiting."""
+        record = await self.store.end_waiting(
+            workflow_id=workflow_id, status=status, error_code=error_code, error_message=error_message
+        )
+        if record is None:
+            return None
+        self.changed(workflow_id)
+        _count_finished(record)
+        with context.bind(workflow_id=workflow_id, workflow_type=record.workflow_type):
+            logger.info(
+                "workflow %s while waiting",
+                status.value,
+                extra={"event": f"workflow_{status.value}", "error_code": error_code},
+            )
+        with contextlib.suppress(Exception):
+            await self.checkpointer.adelete_thread(workflow_id)
+        return record
+
+    async def expire_waiting(self, ttl: float) -> int:
+        """End every run waiting longer than ``ttl`` seconds as ``cancelled`` (``approval_timeout``)."""
+        expired = 0
+        for workflow_id in await self.store.waiting_before(before=utcnow() - timedelta(seconds=ttl)):
+            ended = await self.end_waiting(
+                workflow_id,
+                error_code="approval_timeout",
+                error_message=f"Nobody answered within {ttl:g} s (AGENTFLOW_WAITING_TTL).",
+            )
+            expired += ended is not None
+        return expired
 
     async def _follow(self, record: WorkflowRecord, cancel_requested: Callable[[], bool]) -> bool:
         """Wait on the identical run ``record`` coalesced onto, and end as it ended.

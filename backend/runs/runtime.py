@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -29,6 +30,10 @@ from backend.runs.webhooks import WebhookConfig, WebhookDispatcher, Webhooks
 from workflows.registry import WORKFLOWS
 
 __all__ = ["build_providers", "default_models", "open_runtime", "webhook_config"]
+
+logger = logging.getLogger("agentflow.executor")
+#: The waiting-TTL sweep runs this often at most (more often for a shorter TTL).
+WAITING_SWEEP_SECONDS = 60.0
 
 
 def build_providers(settings: Settings) -> Providers:
@@ -167,6 +172,7 @@ async def open_runtime(settings: Settings, *, worker_concurrency: int | None = N
         stack.push_async_callback(dispatcher.shutdown, min(settings.shutdown_grace_seconds, webhooks.timeout))
         store.on_webhook_due = dispatcher.wake
         await executor.start()
+        sweeper = asyncio.create_task(_expire_waiting(runner, settings.waiting_ttl), name="waiting-ttl")
         try:
             yield RunService(
                 store=store,
@@ -179,6 +185,9 @@ async def open_runtime(settings: Settings, *, worker_concurrency: int | None = N
                 events=events,
             )
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             await executor.shutdown(settings.shutdown_grace_seconds)
 
 
@@ -186,3 +195,18 @@ async def _stop(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def _expire_waiting(runner: RunRunner, ttl: float) -> None:
+    """The one periodic sweep that ends runs left waiting longer than ``AGENTFLOW_WAITING_TTL``.
+
+    Every process runs it (API servers and workers alike); ending a waiting run is one
+    conditional update, so two processes sweeping at once end each run once.
+    """
+    interval = min(WAITING_SWEEP_SECONDS, max(ttl / 4, 0.2))
+    while True:
+        try:
+            await runner.expire_waiting(ttl)
+        except Exception:
+            logger.exception("waiting-run sweep failed", extra={"event": "waiting_sweep_failed"})
+        await asyncio.sleep(interval)

@@ -1,6 +1,6 @@
 """RunService: the one facade that routes, the CLI and the SDK-compatible API call.
 
-submit, get, list, wait, stream (a run's events) and cancel. It owns the store, the executor (in-process or job
+submit, get, list, wait, stream (a run's events), cancel and resume. It owns the store, the executor (in-process or job
 queue, behind ``Executor``), the result cache and the change hub; nothing here knows about HTTP.
 Every submit goes through the result cache (``backend.runs.cache``): a fresh hit is answered
 without scheduling anything, an identical run in flight is joined, anything else is scheduled.
@@ -24,9 +24,9 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from agents import context, telemetry
 from agents.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
@@ -44,10 +44,13 @@ from backend.runs.store.threads import ThreadStore
 from backend.runs.summary import summarize
 from backend.runs.threads import MultitaskStrategy, ThreadRecord, ThreadService, final_values, run_output
 from backend.runs.webhooks import Webhooks
-from workflows.base import WorkflowSpec
-from workflows.registry import WORKFLOWS
+from workflows.base import EditProblem, InterruptPoint, WorkflowSpec
+from workflows.registry import WORKFLOWS, get_spec
 
-__all__ = ["KEEPALIVE_SECONDS", "RunService", "Submission"]
+__all__ = ["KEEPALIVE_SECONDS", "ResumeAction", "RunService", "Submission"]
+
+#: How a human answers a waiting run.
+ResumeAction = Literal["approve", "edit", "reject"]
 
 #: An event stream yields None (a keep-alive) after this many quiet seconds.
 KEEPALIVE_SECONDS = 15.0
@@ -197,6 +200,9 @@ class RunService:
                 retry_after=5,
             )
         policy = self.cache.policy(body)
+        if policy is not None and spec.may_pause(body):
+            # Its result depends on a human's answer: never served from, nor stored in, the cache.
+            policy = "bypass"
         key = self.cache.key(spec, body) if policy in ("use", "refresh") else None
         if key is not None and private_cache:
             key = hashlib.sha256(f"{owner}\x00{key}".encode()).hexdigest()
@@ -365,13 +371,13 @@ class RunService:
         return page
 
     async def wait(self, *, workflow_id: str, seconds: float, owner: str | None = None) -> WorkflowRecord:
-        """The record once terminal, or as it stands when ``seconds`` run out."""
+        """The record once terminal or waiting for a human, or as it stands when ``seconds`` run out."""
         deadline = time.monotonic() + seconds
         while True:
             signal = self.hub.watch(workflow_id)
             record = await self.get(workflow_id=workflow_id, owner=owner)
             remaining = deadline - time.monotonic()
-            if record.status.is_terminal or remaining <= 0:
+            if record.status.is_terminal or record.status is WorkflowStatus.WAITING or remaining <= 0:
                 return record
             await self.hub.wait(signal, remaining)
 
@@ -452,10 +458,21 @@ class RunService:
     # --- cancel -------------------------------------------------------------------------------
 
     async def cancel(self, *, workflow_id: str, owner: str | None = None) -> WorkflowRecord:
-        """Cancel a queued (never starts) or running (stops) run; Conflict if it already ended."""
+        """Cancel a queued (never starts), running (stops) or waiting run; Conflict if it already ended."""
         record = await self.get(workflow_id=workflow_id, owner=owner)
         if record.status.is_terminal:
             raise Conflict(f"The workflow already ended as {record.status.value}.", current_status=record.status.value)
+        if record.status is WorkflowStatus.WAITING:
+            ended = await self.executor.end_waiting(
+                workflow_id, status=WorkflowStatus.CANCELLED, error_code=None, error_message=None
+            )
+            if ended is not None:
+                return ended
+            record = await self.get(workflow_id=workflow_id, owner=owner)  # resumed or ended meanwhile
+            if record.status.is_terminal:
+                raise Conflict(
+                    f"The workflow already ended as {record.status.value}.", current_status=record.status.value
+                )
         updated = await self.executor.cancel(workflow_id) or record
         if updated.status.is_terminal and updated.status is not WorkflowStatus.CANCELLED:
             raise Conflict(
@@ -464,6 +481,68 @@ class RunService:
         if updated.status is WorkflowStatus.CANCELLED:  # a queued run, cancelled outright: it never ran
             metrics().workflows_finished.labels(updated.workflow_type, WorkflowStatus.CANCELLED.value, "run").inc()
         return updated
+
+    # --- resume -------------------------------------------------------------------------------
+
+    async def resume(
+        self,
+        *,
+        workflow_id: str,
+        action: ResumeAction,
+        edits: dict[str, Any] | None = None,
+        owner: str | None = None,
+    ) -> WorkflowRecord:
+        """Answer a waiting run: ``approve`` or ``edit`` continue it from its checkpoint (the answer
+        is stored first, then the run is re-scheduled); ``reject`` ends it ``cancelled``.
+
+        Args:
+            edits: the body's edited values by field (``{"plan": {...}}``); only with ``edit``,
+                validated against the pending question's schema (InvalidInput names the field).
+
+        Raises:
+            NotFound: no such run (of ``owner``). Conflict: the run is not waiting.
+            InvalidInput: the edit is missing, unexpected or invalid.
+        """
+        record = await self.get(workflow_id=workflow_id, owner=owner)
+        if record.status is not WorkflowStatus.WAITING:
+            raise Conflict(
+                f"The workflow is {record.status.value}, not waiting for an answer.",
+                current_status=record.status.value,
+            )
+        spec = get_spec(record.workflow_type)
+        kind = str((record.pending or {}).get("kind", ""))
+        point = spec.interrupt_point(kind) if spec is not None else None
+        edits = {name: value for name, value in (edits or {}).items() if value is not None}
+        for name in edits:
+            if action != "edit" or point is None or name != point.edit_field:
+                raise InvalidInput(
+                    f"{name!r} is only accepted with action 'edit' of a question that takes it.",
+                    field=f"body.{name}",
+                    type="extra_forbidden",
+                )
+        value: dict[str, Any] = {"action": action}
+        if action == "edit":
+            if point is None or point.edit_field is None or point.edit_model is None:
+                raise InvalidInput(f"The pending question ({kind}) cannot be edited.", field="body.action")
+            assert spec is not None
+            value[point.edit_field] = _checked_edit(spec, record, point, edits)
+        if action == "reject":
+            ended = await self.executor.end_waiting(
+                workflow_id,
+                status=WorkflowStatus.CANCELLED,
+                error_code="rejected",
+                error_message=f"The {kind or 'pending question'} was rejected.",
+            )
+        else:
+            ended = await self.executor.resume(workflow_id, value)
+        if ended is None:  # answered, cancelled or expired in the meantime
+            current = await self.get(workflow_id=workflow_id, owner=owner)
+            raise Conflict(
+                f"The workflow is {current.status.value}, not waiting for an answer.",
+                current_status=current.status.value,
+            )
+        metrics().workflows_resumed.labels(record.workflow_type, action).inc()
+        return self.executor.live(workflow_id) or ended
 
     # --- cache and observability -------------------------------------------------------------
 
@@ -493,5 +572,30 @@ class RunService:
         return summarize(facts, source_usage=source_usage, since=since, now=utcnow(), live=counts)
 
     async def live_counts(self) -> dict[str, int]:
-        """Queued and running records now, across every process."""
+        """Queued, running and waiting records now, across every process."""
         return await self.store.live_counts()
+
+
+def _checked_edit(
+    spec: WorkflowSpec, record: WorkflowRecord, point: InterruptPoint, edits: dict[str, Any]
+) -> dict[str, Any]:
+    """The edited value validated against the question's schema, then against the run's request."""
+    field, model = point.edit_field, point.edit_model
+    assert field is not None
+    assert model is not None
+    if field not in edits:
+        raise InvalidInput(f"Action 'edit' needs the edited {field}.", field=f"body.{field}", type="missing")
+    try:
+        edited = model.model_validate(edits[field])
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in (field, *first["loc"]))
+        raise InvalidInput(first["msg"], field=f"body.{where}", type=first["type"]) from None
+    if point.check_edit is not None:
+        try:
+            point.check_edit(spec.request_model.model_validate(record.input), edited)
+        except EditProblem as problem:
+            where = ".".join(str(part) for part in (field, *problem.loc))
+            raise InvalidInput(problem.message, field=f"body.{where}", type=problem.kind) from None
+    dumped: dict[str, Any] = edited.model_dump(mode="json")
+    return dumped

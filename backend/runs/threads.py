@@ -31,10 +31,11 @@ __all__ = [
 ]
 
 #: Our run statuses as LangGraph's (``pending``, ``running``, ``success``, ``error``,
-#: ``interrupted``). A human-in-the-loop ``waiting`` status of ours will map to ``interrupted``.
+#: ``interrupted``): a run ``waiting`` for a human's answer is ``interrupted`` there too.
 RUN_STATUS: Mapping[WorkflowStatus, str] = {
     WorkflowStatus.QUEUED: "pending",
     WorkflowStatus.RUNNING: "running",
+    WorkflowStatus.WAITING: "interrupted",
     WorkflowStatus.COMPLETED: "success",
     WorkflowStatus.FAILED: "error",
     WorkflowStatus.CANCELLED: "interrupted",

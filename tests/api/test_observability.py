@@ -164,6 +164,7 @@ async def test_summary_matches_the_records_after_a_restart(
     assert summary["by_status"] == {
         "queued": 0,
         "running": 0,
+        "waiting": 0,
         "completed": sum(r["status"] == "completed" for r in records),
         "failed": sum(r["status"] == "failed" for r in records),
         "cancelled": 0,

@@ -274,3 +274,26 @@ def test_ctrl_c_on_a_terminal_asks_and_cancels(server: ServerProcess, standin: S
     assert "cancelled" in last
     workflow_id = last.split()[2]
     assert record_of(server, workflow_id)["status"] == "cancelled"
+
+
+def test_planner_waits_for_approval_then_resumes(server: ServerProcess, standin: StandinServer, tmp_path: Path) -> None:
+    asked = cli(server, "run", "planner", "Tool use in agents", "--approve-plan", "--max-steps", "3", "--wait")
+
+    assert asked.returncode == 4, asked.stderr  # waiting for an answer
+    assert "plan_approval" in asked.stdout
+    assert "agentflow resume" in asked.stdout
+    workflow_id = asked.stdout.split("Run ", 1)[1].split()[0]
+    pending = httpx.get(f"{server.base_url}/workflows/{workflow_id}").json()["pending"]
+    assert len(pending["plan"]["steps"]) == 3
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps({"steps": pending["plan"]["steps"][:1]}))
+
+    edited = cli(server, "resume", workflow_id, "edit", "--plan", str(plan_file), "--wait")
+
+    assert edited.returncode == 0, edited.stderr
+    final = httpx.get(f"{server.base_url}/workflows/{workflow_id}").json()
+    assert final["status"] == "completed"
+    assert [step["id"] for step in final["result"]["steps"]] == ["s1"]
+    again = cli(server, "resume", workflow_id, "approve")
+    assert again.returncode == 1
+    assert "not waiting for an answer" in again.stderr

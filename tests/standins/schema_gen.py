@@ -196,6 +196,8 @@ class _Generator:
         item_schema = self.resolve(items) if isinstance(items, dict) else {}
         if _QUERY_NAME_RE.search(name.lower()) and item_schema.get("type", "string") == "string":
             return self.ctx.queries(n)
+        if name.lower() == "steps" and {"id", "kind", "depends_on"} <= set(item_schema.get("properties", {})):
+            return self.plan_steps(item_schema, lo, hi)
         out: list[Any] = []
         for i in range(n):
             sub = prefix[i] if i < len(prefix) else items
@@ -203,6 +205,30 @@ class _Generator:
         if s.get("uniqueItems"):
             out = [f"{v} {i + 1}" if isinstance(v, str) and out.count(v) > 1 else v for i, v in enumerate(out)]
         return out
+
+    def plan_steps(self, item_schema: dict[str, Any], lo: int, hi: Any) -> list[dict[str, Any]]:
+        """A plan with dependencies: two independent research steps, a write step that needs
+        both, and a critique of the write step (cut to ``maxItems``; dependencies kept valid)."""
+        kinds = self.resolve(item_schema["properties"]["kind"]).get("enum") or ["research", "write", "critique"]
+        topic = self.ctx.topic
+        wanted = [
+            ("s1", "research", f"Research the background of {topic}.", []),
+            ("s2", "research", f"Research recent evidence on {topic}.", []),
+            ("s3", "write", f"Write a draft about {topic} from the research.", ["s1", "s2"]),
+            ("s4", "critique", f"Review the draft about {topic}.", ["s3"]),
+        ]
+        count = max(lo, min(len(wanted), int(hi))) if hi is not None else max(lo, len(wanted))
+        steps = []
+        for step_id, kind, instruction, depends_on in wanted[:count]:
+            steps.append(
+                {
+                    "id": step_id,
+                    "kind": kind if kind in kinds else kinds[0],
+                    "instruction": instruction,
+                    "depends_on": depends_on,
+                }
+            )
+        return steps
 
     def make_string(self, s: dict[str, Any], name: str, depth: int, index: int) -> str:
         text = self.string_for(s.get("format"), name.lower(), index)

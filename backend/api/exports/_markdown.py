@@ -39,9 +39,9 @@ def to_markdown(workflow: WorkflowPublic) -> str:
     result = workflow.result or {}
     lines = [f"# {_inline(title_of(workflow))}", "", _byline(workflow), ""]
     topic = str(workflow.input.get("topic") or "")
-    label = "Question" if workflow.workflow_type == "research" else "Topic"
+    label = {"research": "Question", "planner": "Goal"}.get(workflow.workflow_type, "Topic")
     lines += [*_quoted(f"**{label}:** {topic.strip()}"), ""]
-    if workflow.workflow_type == "research":
+    if workflow.workflow_type in ("research", "planner"):  # both: a cited report and its sources
         lines += _research(result)
     elif workflow.workflow_type == "reflection":
         lines += _reflection(result)
@@ -96,7 +96,9 @@ def _reflection(result: Mapping[str, Any]) -> list[str]:
 
 
 def _byline(workflow: WorkflowPublic) -> str:
-    kind = {"research": "Research report", "reflection": "Reflection"}.get(workflow.workflow_type, "Run")
+    kind = {"research": "Research report", "reflection": "Reflection", "planner": "Planner deliverable"}.get(
+        workflow.workflow_type, "Run"
+    )
     when = (workflow.finished_at or workflow.created_at).date().isoformat()
     usage = workflow.usage
     parts = [kind, when, f"run `{workflow.workflow_id}`", f"{usage.total_tokens:,} tokens"]

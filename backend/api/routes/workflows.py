@@ -1,4 +1,4 @@
-"""Workflow routes: submit (one per registered type), get, list, cancel, events, timeline, with optional waiting."""
+"""Workflow routes: submit (one per type), get, list, cancel, resume, events and timeline, with optional waiting."""
 
 # No ``from __future__ import annotations`` here: each submit endpoint's body type is the
 # workflow's request model, bound at runtime, and FastAPI reads it from the live annotation.
@@ -9,10 +9,16 @@ from fastapi import APIRouter, Header, Query, Response, status
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse
 
-from agents.errors import Conflict, ProviderNotConfigured, QuotaExceeded, ServiceUnavailable
+from agents.errors import Conflict, InvalidInput, ProviderNotConfigured, QuotaExceeded, ServiceUnavailable
 from backend.api.deps import CallerDep, RunServiceDep, SettingsDep, ValidWorkflowDep, WorkflowIdPath, submit_quota
 from backend.api.errors import raises
-from backend.api.schemas import TimelineEntryPublic, WorkflowPublic, WorkflowsPublic, WorkflowTimelinePublic
+from backend.api.schemas import (
+    ResumeRequest,
+    TimelineEntryPublic,
+    WorkflowPublic,
+    WorkflowsPublic,
+    WorkflowTimelinePublic,
+)
 from backend.api.sse import workflow_events_response
 from backend.runs import WorkflowStatus
 from workflows.base import WorkflowSpec
@@ -118,17 +124,45 @@ async def list_workflows(
 
 @router.get("/{workflow_id}", response_model=WorkflowPublic, summary="Get a workflow's status and result")
 async def get_workflow(
-    record: ValidWorkflowDep, runs: RunServiceDep, caller: CallerDep, wait: WaitQuery = None
+    record: ValidWorkflowDep, runs: RunServiceDep, caller: CallerDep, settings: SettingsDep, wait: WaitQuery = None
 ) -> WorkflowPublic:
-    if wait and not record.status.is_terminal:
+    """The run as it stands. A ``waiting`` run shows the question it waits on under ``pending``
+    (e.g. the plan to approve). ``?wait=N`` holds the reply until the run ends or starts waiting."""
+    if wait and not record.status.is_terminal and record.status is not WorkflowStatus.WAITING:
         record = await runs.wait(workflow_id=record.id, seconds=wait, owner=caller.scope_owner)
-    return WorkflowPublic.from_record(record)
+    return WorkflowPublic.from_record(record, waiting_ttl=settings.waiting_ttl)
+
+
+@router.post(
+    "/{workflow_id}/resume",
+    response_model=WorkflowPublic,
+    summary="Answer a waiting workflow: approve, edit or reject",
+    responses={202: {"description": "Approved or edited: the run continues", "model": WorkflowPublic}},
+    status_code=status.HTTP_202_ACCEPTED,
+)
+@raises(Conflict, InvalidInput, ServiceUnavailable)  # not waiting; invalid edit; shutting down
+async def resume_workflow(
+    workflow_id: WorkflowIdPath,
+    body: ResumeRequest,  # type: ignore[valid-type]
+    runs: RunServiceDep,
+    caller: CallerDep,
+    response: Response,
+) -> WorkflowPublic:
+    """``approve`` and ``edit`` continue the run from its checkpoint (202, the run queued again);
+    ``edit`` carries the edited value (``plan``), checked like the original (422 naming the field).
+    ``reject`` ends the run ``cancelled`` with error code ``rejected`` (200). A run that is not
+    ``waiting`` answers 409."""
+    values: dict[str, Any] = body.model_dump(exclude_none=True)  # type: ignore[attr-defined]
+    action = values.pop("action")
+    updated = await runs.resume(workflow_id=workflow_id, action=action, edits=values, owner=caller.scope_owner)
+    response.status_code = status.HTTP_200_OK if updated.status.is_terminal else status.HTTP_202_ACCEPTED
+    return WorkflowPublic.from_record(updated)
 
 
 @router.post(
     "/{workflow_id}/cancel",
     response_model=WorkflowPublic,
-    summary="Cancel a queued or running workflow",
+    summary="Cancel a queued, running or waiting workflow",
     responses={202: {"description": "Running: it stops at its next node boundary", "model": WorkflowPublic}},
 )
 @raises(Conflict)  # the run already ended

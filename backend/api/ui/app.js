@@ -142,11 +142,42 @@ function render(record) {
   const error = $("#run-error");
   error.hidden = !record.error;
   error.textContent = record.error ? `${record.error.code}: ${record.error.message}` : "";
+  renderPending(record);
   $("#cancel").hidden = TERMINAL.has(record.status);
   $("#exports").hidden = !record.result;
   for (const button of document.querySelectorAll("#exports [data-research]")) {
     button.hidden = record.workflow_type !== "research";
   }
+}
+
+function renderPending(record) {
+  const plan = record.status === "waiting" && record.pending && record.pending.plan;
+  $("#pending").hidden = !plan;
+  if (!plan) return;
+  const key = JSON.stringify(plan);
+  if ($("#pending-plan").dataset.plan === key) return; // re-rendered every half second: keep the DOM
+  $("#pending-plan").dataset.plan = key;
+  $("#pending-plan").replaceChildren(
+    ...plan.steps.map((step) => {
+      const item = document.createElement("li");
+      const kind = Object.assign(document.createElement("span"), { className: "kind" });
+      const after = step.depends_on.length ? `, after ${step.depends_on.join(", ")}` : "";
+      kind.textContent = ` (${step.id}: ${step.kind}${after})`;
+      item.append(document.createTextNode(step.instruction), kind);
+      return item;
+    }),
+  );
+}
+
+async function resume(action) {
+  const id = state.record.workflow_id;
+  const response = await api(`/workflows/${encodeURIComponent(id)}/resume`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ action }),
+  });
+  render(await response.json());
+  await refreshList();
 }
 
 async function watch(workflowId) {
@@ -232,7 +263,7 @@ function workflowType() {
 function syncForm() {
   const type = workflowType();
   for (const options of document.querySelectorAll("#submit-form .options")) options.hidden = options.dataset.for !== type;
-  $("#topic-label").textContent = type === "research" ? "Question" : "Topic";
+  $("#topic-label").textContent = { research: "Question", planner: "Goal" }[type] || "Topic";
 }
 
 async function submit(event) {
@@ -243,6 +274,9 @@ async function submit(event) {
   if (type === "research") {
     body.sources = form.getAll("sources");
     body.reflect = form.get("reflect") === "on";
+  } else if (type === "planner") {
+    body.max_steps = Number(form.get("max_steps"));
+    body.approve_plan = form.get("approve_plan") === "on";
   } else {
     body.max_iterations = Number(form.get("max_iterations"));
   }
@@ -283,6 +317,8 @@ function start() {
     guarded(refreshList)();
   });
   $("#cancel").addEventListener("click", guarded(cancel));
+  $("#approve").addEventListener("click", guarded(() => resume("approve")));
+  $("#reject").addEventListener("click", guarded(() => resume("reject")));
   for (const button of document.querySelectorAll("#exports [data-format]")) {
     button.addEventListener("click", guarded(() => download(button.dataset.format)));
   }

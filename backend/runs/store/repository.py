@@ -81,6 +81,7 @@ _RECORD_COLUMNS = [
         "error_message", "progress", "usage", "correlation_id", "idempotency_key", "request_hash", "cancel_requested",
         "attempts", "job_id", "owner", "cache_key", "flight_key", "cached_from", "cache_outcome", "traceparent",
         "thread_id", "run_metadata", "multitask_strategy", "webhook_url",
+        "pending", "resume_value", "waiting_since", "resumed_at",
     )
 ]  # fmt: skip
 _LIVE = workflows.c.status.in_([WorkflowStatus.QUEUED.value, WorkflowStatus.RUNNING.value])
@@ -179,6 +180,10 @@ def _to_record(row: RowMapping) -> WorkflowRecord:
         metadata=row["run_metadata"],
         multitask_strategy=row["multitask_strategy"],
         webhook_url=row["webhook_url"],
+        pending=row["pending"],
+        resume_value=row["resume_value"],
+        waiting_since=_aware(row["waiting_since"]),
+        resumed_at=_aware(row["resumed_at"]),
     )
 
 
@@ -434,8 +439,11 @@ class WorkflowStore:
         return await self._one(and_(workflows.c.idempotency_key == key, workflows.c.owner == owner))
 
     async def count_unfinished(self, *, owner: str) -> int:
-        """Queued and running records of one owner (the ``max_queued`` quota counts these)."""
-        query = select(func.count()).select_from(workflows).where(workflows.c.owner == owner, _NOT_TERMINAL)
+        """Queued and running records of one owner (the ``max_queued`` quota counts these).
+
+        Waiting runs do not count: they hold no executor slot, and ``AGENTFLOW_WAITING_TTL`` ends
+        the forgotten ones."""
+        query = select(func.count()).select_from(workflows).where(workflows.c.owner == owner, _LIVE)
         async with self.engine.connect() as connection:
             return int((await connection.execute(query)).scalar_one())
 
@@ -541,8 +549,9 @@ class WorkflowStore:
         if lease_owner is not None:
             values["lease_owner"] = lease_owner
         async with self.engine.begin() as connection:
+            # Only a queued or running record starts: a waiting one needs its answer first.
             outcome = await connection.execute(
-                update(workflows).where(workflows.c.id == workflow_id, _NOT_TERMINAL).values(**values)
+                update(workflows).where(workflows.c.id == workflow_id, _LIVE).values(**values)
             )
             if outcome.rowcount:
                 await self._notify(connection, [workflow_id])
@@ -690,11 +699,12 @@ class WorkflowStore:
 
     async def unfinished(self, *, exclude_owner: str) -> list[tuple[str, str | None, datetime | None]]:
         """Ids, lease owners and lease expiries of queued or running records held by anyone but
-        ``exclude_owner`` (or by nobody), oldest first: the candidates for a recovery sweep."""
+        ``exclude_owner`` (or by nobody), oldest first: the candidates for a recovery sweep.
+        Waiting runs are not among them: nothing runs them until they are answered."""
         query = (
             select(workflows.c.id, workflows.c.lease_owner, workflows.c.lease_expires_at)
             .where(
-                _NOT_TERMINAL,
+                _LIVE,
                 or_(workflows.c.lease_owner.is_(None), workflows.c.lease_owner != exclude_owner),
             )
             .order_by(workflows.c.created_at)
@@ -731,10 +741,150 @@ class WorkflowStore:
 
     async def unfinished_since(self, *, before: datetime) -> list[WorkflowRecord]:
         """Queued or running records created before ``before``, oldest first (queue reconciliation)."""
-        query = select(*_RECORD_COLUMNS).where(_NOT_TERMINAL, workflows.c.created_at < before)
+        query = select(*_RECORD_COLUMNS).where(_LIVE, workflows.c.created_at < before)
         async with self.engine.connect() as connection:
             rows = (await connection.execute(query.order_by(workflows.c.created_at))).mappings().all()
         return [_to_record(row) for row in rows]
+
+    # --- waiting for a human ------------------------------------------------------------------
+
+    async def start_waiting(
+        self,
+        *,
+        workflow_id: str,
+        pending: dict[str, Any],
+        since: datetime,
+        progress: dict[str, Any] | None = None,
+        usage: Usage | None = None,
+        timeline: list[dict[str, Any]] | None = None,
+    ) -> bool:
+        """Park a running record as ``waiting`` on ``pending``: its lease and flight are given up
+        and its last answer cleared. False if it is no longer running."""
+        values: dict[str, Any] = {
+            "status": WorkflowStatus.WAITING.value,
+            "pending": pending,
+            "resume_value": None,
+            "waiting_since": since,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "flight_key": None,
+        }
+        if progress is not None:
+            values["progress"] = progress
+        if usage is not None:
+            values["usage"] = usage.as_dict()
+        if timeline is not None:
+            values["timeline"] = timeline
+        async with self.engine.begin() as connection:
+            outcome = await connection.execute(
+                update(workflows)
+                .where(workflows.c.id == workflow_id, workflows.c.status == WorkflowStatus.RUNNING.value)
+                .values(**values)
+            )
+            if outcome.rowcount:
+                thread_id = (
+                    await connection.execute(select(workflows.c.thread_id).where(workflows.c.id == workflow_id))
+                ).scalar()
+                if thread_id is not None:  # its thread shows it interrupted, as LangGraph Server does
+                    await settle_thread(
+                        connection,
+                        thread_id=thread_id,
+                        run_id=workflow_id,
+                        run_status=WorkflowStatus.WAITING,
+                        values=None,
+                    )
+                await self._notify(connection, [workflow_id])
+        return bool(outcome.rowcount)
+
+    async def resume(
+        self,
+        *,
+        workflow_id: str,
+        value: dict[str, Any],
+        now: datetime,
+        lease_owner: str | None = None,
+        lease_seconds: float = 30.0,
+    ) -> WorkflowRecord | None:
+        """Record the answer to a waiting record and queue it again (with a new job, with a queue),
+        in one transaction; None if it is not waiting (answered, cancelled or expired meanwhile)."""
+        values: dict[str, Any] = {
+            "status": WorkflowStatus.QUEUED.value,
+            "resume_value": value,
+            "pending": None,
+            "waiting_since": None,
+            "resumed_at": now,
+            "lease_owner": lease_owner,
+            "lease_expires_at": now + timedelta(seconds=lease_seconds) if lease_owner else None,
+        }
+        async with self.engine.begin() as connection:
+            outcome = await connection.execute(
+                update(workflows)
+                .where(workflows.c.id == workflow_id, workflows.c.status == WorkflowStatus.WAITING.value)
+                .values(**values)
+            )
+            if not outcome.rowcount:
+                return None
+            if self.defer_jobs is not None:
+                (job_id,) = await self.defer_jobs(connection, [workflow_id])
+                await connection.execute(update(workflows).where(workflows.c.id == workflow_id).values(job_id=job_id))
+            row = (
+                (await connection.execute(select(*_RECORD_COLUMNS).where(workflows.c.id == workflow_id)))
+                .mappings()
+                .first()
+            )
+            await self._notify(connection, [workflow_id])
+        return _to_record(row) if row is not None else None
+
+    async def end_waiting(
+        self, *, workflow_id: str, status: WorkflowStatus, error_code: str | None, error_message: str | None
+    ) -> WorkflowRecord | None:
+        """End a waiting record with a final ``status``; None if it is not waiting."""
+        async with self.engine.begin() as connection:
+            outcome = await connection.execute(
+                update(workflows)
+                .where(workflows.c.id == workflow_id, workflows.c.status == WorkflowStatus.WAITING.value)
+                .values(
+                    status=status.value,
+                    finished_at=utcnow(),
+                    error_code=error_code,
+                    error_message=error_message,
+                    pending=None,
+                )
+            )
+            if not outcome.rowcount:
+                return None
+            row = (
+                (await connection.execute(select(*_RECORD_COLUMNS).where(workflows.c.id == workflow_id)))
+                .mappings()
+                .first()
+            )
+            if row is not None and row["thread_id"] is not None:  # its thread keeps the values it had
+                await settle_thread(
+                    connection, thread_id=row["thread_id"], run_id=workflow_id, run_status=status, values=None
+                )
+            if row is not None and row["webhook_url"] is not None:  # as in ``finish``: due in this transaction
+                await enqueue(
+                    connection, [delivery_values(workflow_id=workflow_id, url=row["webhook_url"], now=utcnow())]
+                )
+            await self._notify(connection, [workflow_id])
+        if row is None:
+            return None
+        if row["webhook_url"] is not None:
+            self._webhook_due()
+        record = _to_record(row)
+        self.remember_finished(record)
+        return record
+
+    async def waiting_before(self, *, before: datetime, limit: int = 500) -> list[str]:
+        """Ids of records waiting since before ``before``, oldest first (the waiting-TTL sweep)."""
+        query = (
+            select(workflows.c.id)
+            .where(workflows.c.status == WorkflowStatus.WAITING.value, workflows.c.waiting_since < before)
+            .order_by(workflows.c.waiting_since)
+            .limit(limit)
+        )
+        async with self.engine.connect() as connection:
+            return [row[0] for row in (await connection.execute(query)).all()]
 
     # --- result cache and single flight -----------------------------------------------------------
 
@@ -820,11 +970,12 @@ class WorkflowStore:
         return list(row[0] or [])
 
     async def live_counts(self) -> dict[str, int]:
-        """How many records are queued and running right now, across every process."""
-        query = select(workflows.c.status, func.count()).where(_LIVE).group_by(workflows.c.status)
+        """How many records are queued, running and waiting right now, across every process."""
+        wanted = (WorkflowStatus.QUEUED, WorkflowStatus.RUNNING, WorkflowStatus.WAITING)
+        query = select(workflows.c.status, func.count()).where(_NOT_TERMINAL).group_by(workflows.c.status)
         async with self.engine.connect() as connection:
             counts = {status: int(n) for status, n in (await connection.execute(query)).all()}
-        return {status.value: counts.get(status.value, 0) for status in (WorkflowStatus.QUEUED, WorkflowStatus.RUNNING)}
+        return {status.value: counts.get(status.value, 0) for status in wanted}
 
     async def run_facts(self, *, since: datetime | None = None) -> list[RunFacts]:
         """Status, timing, usage and cache facts of every record created at or after ``since``."""

@@ -20,6 +20,8 @@ __all__ = [
 ]
 
 #: The statuses of a run still in flight, as SQL (the single-flight index covers only these rows).
+#: A ``waiting`` run is not in flight: it holds no executor slot, its result depends on a human's
+#: answer, and it gives up its flight key (a run that may pause never joins the cache at all).
 LIVE_STATUS_SQL = "status IN ('queued', 'running')"
 
 
@@ -60,8 +62,11 @@ class WorkflowRow(Base):
     thread_id: Mapped[str | None] = mapped_column(String(36))
     run_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     multitask_strategy: Mapped[str | None] = mapped_column(String(16))
-
     webhook_url: Mapped[str | None] = mapped_column(Text)
+    pending: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    resume_value: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    waiting_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         Index("ix_workflows_created", "created_at", "id"),
@@ -72,6 +77,7 @@ class WorkflowRow(Base):
         Index("ix_workflows_owner_status", "owner", "status"),
         Index("ix_workflows_thread_created", "thread_id", "created_at", "id"),
         Index("ix_workflows_finished", "finished_at"),  # the event-retention sweep
+        Index("ix_workflows_status_waiting", "status", "waiting_since"),
         # Single flight: at most one run in flight per cache key, across every process.
         Index(
             "ux_workflows_flight",

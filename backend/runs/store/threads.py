@@ -33,6 +33,7 @@ THREAD_STATUS_AFTER: Mapping[WorkflowStatus, str] = {
     WorkflowStatus.COMPLETED: "idle",
     WorkflowStatus.FAILED: "error",
     WorkflowStatus.CANCELLED: "idle",
+    WorkflowStatus.WAITING: "interrupted",  # paused at an interrupt until someone answers it
 }
 
 

@@ -128,6 +128,11 @@ async def langgraph_events(
                 final = await runs.get(workflow_id=record.id, owner=owner)
                 yield _ending(final, event.seq)
                 return
+            if event.kind == "status" and event.data.get("status") == WorkflowStatus.WAITING.value:
+                # Paused at an interrupt: LangGraph Server ends the stream of an interrupted run.
+                ended = True
+                yield _ending(await runs.get(workflow_id=record.id, owner=owner), event.seq)
+                return
             for sse in _translate(event.kind, event.data, event.seq, modes, messages):
                 yield sse
     finally:

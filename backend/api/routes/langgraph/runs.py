@@ -160,9 +160,10 @@ async def _output(
     """Newlines while the run is in flight, then its output as JSON (LangGraph Server's wait reply)."""
     ended = False
     try:
-        while not record.status.is_terminal:
+        # A run waiting for a human's answer is as far as it goes for now (LangGraph: interrupted).
+        while not (record.status.is_terminal or record.status is WorkflowStatus.WAITING):
             record = await runs.wait(workflow_id=record.id, seconds=KEEPALIVE_SECONDS, owner=owner)
-            if not record.status.is_terminal:
+            if not (record.status.is_terminal or record.status is WorkflowStatus.WAITING):
                 yield b"\n"
         ended = True
         yield json.dumps(await runs.output(record=record), separators=(",", ":")).encode()

@@ -1,0 +1,1 @@
+"""Prompts of the planner workflow: plan, write, synthesize."""
