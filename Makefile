@@ -20,7 +20,7 @@ help: ## list the targets
 	.tools/bin/pip install --quiet --disable-pip-version-check "uv>=0.9"
 
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --all-groups --python $(PYTHON)
+	$(UV) sync --frozen --all-groups --compile-bytecode --python $(PYTHON)
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv/ with the agentflow command and dev tools (uv, locked)
@@ -32,6 +32,8 @@ demo: $(STAMP) ## start offline stand-ins + server, run a reflection and a resea
 	$(BIN)/python -m tests.demo
 
 test: $(STAMP) ## run the whole test suite (TEST_WORKERS=3 processes; TEST_WORKERS=0 for one)
+	@# Bytecode once, up front: with PYTHONDONTWRITEBYTECODE set, every server a test starts would compile it again.
+	@$(BIN)/python -m compileall -q backend agents workflows prompts tests bench >/dev/null
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff lint and format check

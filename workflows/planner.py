@@ -48,6 +48,7 @@ from workflows.base import (
     ModelName,
     TokenBudget,
     Topic,
+    WebhookOption,
     WorkflowSpec,
     add_usage,
     instrumented,
@@ -122,6 +123,7 @@ class PlannerRequest(BaseModel):
     models: PlannerModels | None = Field(default=None, description="Model per role, overriding the defaults.")
     max_tokens_budget: TokenBudget = None
     cache: CacheOption = "use"
+    webhook: WebhookOption = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,7 +57,7 @@ async def test_request_logs_carry_the_request_id(client: httpx.AsyncClient, capl
 async def rate_limited_client(
     make_settings: Callable[..., Settings], app_factory: Callable[[Settings], Any], **overrides: Any
 ) -> httpx.AsyncClient:
-    settings = make_settings(rate_limit_submit="3/minute", cors_origins=[ORIGIN], **overrides)
+    settings = make_settings(rate_limit_submit="3/hour", cors_origins=[ORIGIN], **overrides)
     client: httpx.AsyncClient = await app_factory(settings)
     return client
 

@@ -122,7 +122,7 @@ async def test_metrics_count_runs_cache_upstream_tokens_and_http_by_route(
 async def test_rate_limit_refusals_are_counted(
     make_settings: Callable[..., Settings], app_factory: Callable[[Settings], Any]
 ) -> None:
-    client = await app_factory(make_settings(rate_limit_default="2/minute"))
+    client = await app_factory(make_settings(rate_limit_default="2/hour"))
     metrics = Metrics(client)
     await metrics.start()  # /metrics itself is exempt from the limit
     statuses = [(await client.get("/workflows")).status_code for _ in range(4)]

@@ -93,7 +93,7 @@ async def test_rate_limit_is_shared_through_redis(
     connection = redis.Redis.from_url(REDIS_URL)
     for key in connection.scan_iter("*LIMITER/ip:*"):
         connection.delete(key)
-    settings = make_settings(redis_url=REDIS_URL, rate_limit_submit="3/minute")
+    settings = make_settings(redis_url=REDIS_URL, rate_limit_submit="3/hour")
     first = await app_factory(settings)
     second = await app_factory(settings)  # a second worker/process sharing the same Redis
     headers = {"X-API-Key": f"shared-{uuid.uuid4().hex}"}
