@@ -213,7 +213,8 @@ def test_get_exports_bibtex_markdown_and_html(server: ServerProcess, standin: St
 
 
 def test_list_watch_and_cancel(server: ServerProcess, standin: StandinServer) -> None:
-    standin.configure(openai=OpenAIConfig(latency=1.0))
+    # Slow enough that four CLI start-ups on a loaded machine still find the run in flight.
+    standin.configure(openai=OpenAIConfig(latency=3.0))
     submitted = cli(server, "run", "reflection", "A slow topic")
     assert submitted.returncode == 0, submitted.stderr
     workflow_id = submitted.stdout.strip()

@@ -325,5 +325,9 @@ async def test_parallel_searches_with_slow_arxiv(client: httpx.AsyncClient, stan
 
     record = await research(client)
 
-    serial = 2 * llm + 6 * search
-    assert record["execution_time"] < llm + 3 * search + llm + 0.6 < serial
+    assert record["status"] == "completed"
+    # arXiv's chain stays one request at a time while the three web searches run beside it (the
+    # journal shows it; a wall-clock bound only measured how busy the machine was).
+    assert max_overlap(standin.requests("arxiv")) == 1
+    assert max_overlap(standin.requests("tavily")) == 3
+    assert max_overlap(standin.requests("arxiv") + standin.requests("tavily")) == 4
