@@ -123,6 +123,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def create_app_from_env() -> FastAPI:
     """uvicorn factory for ``agentflow serve`` workers: settings and logging from the environment."""
     settings = get_settings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, background=True)
     prepare_metrics_dir(settings.workers)  # before the first metric: workers share one directory
     return create_app(settings)
