@@ -40,7 +40,7 @@ _SECRET_PATTERNS = [
     ),
 ]
 #: A lower-cased text holding none of these cannot match a pattern above or name a key below: it is
-#: returned as is (plain substring tests: a regex alternation scanning the line costs ~30× more).
+#: returned as is (plain substring tests: a case-insensitive regex alternation scanning the line costs ~15× more).
 _SECRET_MARKERS = ("sk-", "tvly-", "bearer", "authorization", "api_key", "api-key", "apikey")
 
 
