@@ -48,7 +48,7 @@ def main(
 
     from backend.logs import configure_logging
 
-    configure_logging(settings.log_level, settings.log_format, stream=log_stream)
+    configure_logging(settings.log_level, settings.log_format, stream=log_stream, background=log_stream is None)
     from backend.runs.store import create_engine, run_migrations
 
     async def migrate() -> None:

@@ -20,7 +20,7 @@ from bench.report import Row, format_table, write_json
 from bench.scale_out import b9_workers
 from bench.scenarios import Bench
 
-ROWS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B9")
+ROWS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9")
 Log = Callable[[str], None]
 
 
@@ -91,6 +91,8 @@ def _plan(bench: Bench, only: set[str]) -> dict[str, dict[str, str | int] | None
 def _run_all(bench: Bench, only: set[str], rows: list[Row], log: Log) -> None:
     profile = bench.profile
     bench.start_standins()
+    if "B8" in only:  # first, alone: no other server is starting or running meanwhile
+        _guarded(rows, "B8", bench.b8_startup, log)
     servers = bench.start_servers(_plan(bench, only))
 
     def need(name: str, covered: set[str]) -> Child | None:

@@ -42,13 +42,15 @@ class Profile:
     b4_concurrency: int = 32
     b4_latency: float = 30.0
     b5_rate: float = 500.0
+    # B8: alternating start-ups of the bare app and agentflow (after one cold start of each).
+    b8_rounds: int = 3
 
 
 FULL = Profile(
     name="full",
     b1_runs=5,
     b1_latency=0.5,
-    b2_total=2000,
+    b2_total=1000,
     b2_latency=2.0,
     b2_single_runs=3,
     b3_serial_runs=100,
@@ -82,4 +84,5 @@ QUICK = Profile(
     b6_duration=1.0,
     b9_runs=8,
     b9_concurrency=4,
+    b8_rounds=1,
 )

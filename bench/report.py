@@ -26,6 +26,7 @@ ANCHORS = {
     "B5": "-",
     "B6": "original platform: cache hits 420 ms",
     "B7": "original platform idled at 380 MB; LangGraph dev server 135 MB",
+    "B8": "bare FastAPI, same uvicorn, same run",
     "B9": "original platform and LangGraph dev server: one process, no workers to add",
 }
 PENDING_MARKERS = {

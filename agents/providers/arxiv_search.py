@@ -19,16 +19,19 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import arxiv
 import requests
 
+from agents.providers._redis_keys import KEY_PREFIX
 from agents.providers.error_map import MalformedResponse
 from agents.providers.gate import ProviderGate
 from agents.providers.retry import RetryPolicy, call_with_retries
 from agents.providers.search import SearchHit
-from agents.providers.shared_limits import KEY_PREFIX, SharedSpacing, SharedTurn
+
+if TYPE_CHECKING:
+    from agents.providers.shared_limits import SharedSpacing, SharedTurn
 
 __all__ = ["ArxivConfig", "ArxivSearch", "RequestSpacing"]
 
@@ -197,17 +200,17 @@ class ArxivSearch:
     def __init__(self, config: ArxivConfig) -> None:
         self.config = config
         self.gate = ProviderGate("arxiv", max_concurrency=1)  # shares a 429 pause; spacing does the rest
-        shared = (
-            SharedSpacing(
+        shared: SharedSpacing | None = None
+        if config.redis_url:
+            from agents.providers.shared_limits import SharedSpacing  # redis-py only when used
+
+            shared = SharedSpacing(
                 "arxiv",
                 redis_url=config.redis_url,
                 min_interval=config.min_interval,
                 hold_for=config.timeout + HOLD_MARGIN,
                 key_prefix=config.redis_key_prefix,
             )
-            if config.redis_url
-            else None
-        )
         self.spacing = RequestSpacing(config.min_interval, shared=shared)
         self.policy = RetryPolicy(max_attempts=config.max_retries + 1, max_delay=10.0, deadline=config.call_deadline)
         self._client = _Client(query_url_format=f"{config.api_url}?{{}}", timeout=config.timeout)

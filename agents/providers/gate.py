@@ -26,8 +26,12 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
-from agents.providers.shared_limits import KEY_PREFIX, SharedRateLimit
+from agents.providers._redis_keys import KEY_PREFIX
+
+if TYPE_CHECKING:
+    from agents.providers.shared_limits import SharedRateLimit
 
 __all__ = ["ProviderGate"]
 
@@ -58,11 +62,11 @@ class ProviderGate:
         self.name = name
         self.max_concurrency = max_concurrency
         self.rpm = rpm
-        self.shared_rpm = (
-            SharedRateLimit(name, rpm, redis_url=redis_url, window=60, key_prefix=redis_key_prefix)
-            if rpm is not None and redis_url
-            else None
-        )
+        self.shared_rpm: SharedRateLimit | None = None
+        if rpm is not None and redis_url:
+            from agents.providers.shared_limits import SharedRateLimit  # redis-py only when used
+
+            self.shared_rpm = SharedRateLimit(name, rpm, redis_url=redis_url, window=60, key_prefix=redis_key_prefix)
         self._limit = float(max_concurrency)
         self._threshold = float(max_concurrency)
         self._in_flight = 0
@@ -116,7 +120,9 @@ class ProviderGate:
         finally:
             async with self._changed:
                 self._in_flight -= 1
-                self._changed.notify_all()
+                # One slot freed: wake one waiter, not all of them (a queue of N calls would
+                # otherwise cost N wake-ups per release, quadratic over the queue).
+                self._changed.notify(1)
 
     async def _acquire(self) -> None:
         while True:
@@ -126,8 +132,17 @@ class ProviderGate:
             async with self._changed:
                 if self._in_flight < self.limit:
                     self._in_flight += 1
+                    # The limit may have grown (``on_success``) or a pause ended while others
+                    # waited: pass the wake-up on while there is room, one waiter at a time.
+                    if self._in_flight < self.limit:
+                        self._changed.notify(1)
                     return
-                await self._changed.wait()
+                try:
+                    await self._changed.wait()
+                except asyncio.CancelledError:
+                    # A woken waiter that is cancelled must not swallow the wake-up it was given.
+                    self._changed.notify(1)
+                    raise
 
     async def _take_rpm_token(self) -> None:
         assert self.rpm is not None

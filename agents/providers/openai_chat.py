@@ -26,10 +26,10 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from agents import context
 from agents.errors import ProviderNotConfigured
 from agents.metrics import metrics, model_label
+from agents.providers._redis_keys import KEY_PREFIX
 from agents.providers.gate import ProviderGate
 from agents.providers.pricing import ModelPrice, PriceTable
 from agents.providers.retry import RetryPolicy, call_with_retries
-from agents.providers.shared_limits import KEY_PREFIX
 from agents.providers.usage import Usage
 
 __all__ = ["ChatProvider", "ChatResult", "OpenAIConfig", "StructuredResult"]

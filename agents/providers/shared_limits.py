@@ -52,11 +52,12 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import LockError, RedisError
 
+from agents.providers._redis_keys import KEY_PREFIX
+
 __all__ = ["KEY_PREFIX", "SharedRateLimit", "SharedSpacing", "SharedTurn", "redis_client"]
 
 logger = logging.getLogger("agentflow.upstream")
 
-KEY_PREFIX = "agentflow"
 #: Seconds any one Redis command may take (connect included) before we fall back.
 REDIS_TIMEOUT = 2.0
 #: Seconds an unreachable Redis is left alone before the next call tries it again.

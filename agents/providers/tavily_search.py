@@ -15,10 +15,10 @@ from typing import Any
 from tavily import AsyncTavilyClient
 
 from agents.errors import ProviderNotConfigured
+from agents.providers._redis_keys import KEY_PREFIX
 from agents.providers.gate import ProviderGate
 from agents.providers.retry import RetryPolicy, call_with_retries
 from agents.providers.search import SearchHit
-from agents.providers.shared_limits import KEY_PREFIX
 
 __all__ = ["MAX_QUERY_CHARS", "TavilyConfig", "TavilySearch"]
 

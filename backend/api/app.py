@@ -29,7 +29,7 @@ from backend.api.routes import cache, exports, health, keys, langgraph, metrics,
 from backend.api.routes.docs import install_docs
 from backend.config import Settings, get_settings
 from backend.logs import configure_logging
-from backend.observability import instrument_app, prepare_metrics_dir
+from backend.observability import instrument_app, prepare_metrics_dir, tracing_requested
 from backend.runs import open_runtime
 from backend.runs.keys import KeyService
 from backend.runs.store.keys import ApiKeyStore
@@ -106,6 +106,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         # Path and query values no store can hold are a 422 naming the parameter, for every route.
         dependencies=[Depends(storable_parameters)],
+        # FastAPI's native OpenTelemetry asks the global providers (and os.environ) on every
+        # request whether it is on: ~10 % of a submit's CPU. Off unless tracing is (see
+        # backend.observability, which instruments the app itself then).
+        telemetry=None if tracing_requested() else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.limiter = limiter
@@ -128,6 +132,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def create_app_from_env() -> FastAPI:
     """uvicorn factory for ``agentflow serve`` workers: settings and logging from the environment."""
     settings = get_settings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, background=True)
     prepare_metrics_dir(settings.workers)  # before the first metric: workers share one directory
     return create_app(settings)

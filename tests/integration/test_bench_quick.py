@@ -20,6 +20,7 @@ EXPECTED_ROWS = {
     "B1.research.client",
     "B2.completed",
     "B2.wall_ratio",
+    "B2.in_flight",
     "B2.peak_rss",
     "B3.serial.warning",
     "B3.c64.warning",
@@ -36,6 +37,7 @@ EXPECTED_ROWS = {
     "B6.changed_misses",
     "B6.single_flight",
     "B7.idle_rss",
+    "B8.startup_ratio",
     "B9.w1",
     "B9.w2",
     "B9.w4",
@@ -86,10 +88,12 @@ def test_bench_quick_measures_every_row(tmp_path: Path) -> None:
         "B5.p99",
         "B6.cache_hit_p50",
         "B7.idle_rss",
+        "B8.startup_ratio",
+        "B2.in_flight",
     ):
         assert rows[key]["status"] in {"pass", "miss"}, f"{key}: {rows[key]}"
         assert rows[key]["target"] is not None
 
     # The table was printed too, one line per row.
-    for row_id in ("B1", "B2", "B3", "B4", "B5", "B6", "B7"):
+    for row_id in ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8"):
         assert any(line.startswith(row_id) for line in proc.stdout.splitlines()), f"no {row_id} line\n{output}"

@@ -1,15 +1,25 @@
-"""Engine creation (SQLite WAL pragmas, Postgres pool) and Alembic migrations at start-up."""
+"""Engine creation (SQLite WAL pragmas, Postgres pool) and Alembic migrations at start-up.
+
+Alembic is imported only when the schema is behind: importing it (with Mako and every SQL
+dialect's DDL module) costs about a second of start-up, and a restart on a current schema needs
+none of it. Whether the schema is current is read from ``alembic_version`` and compared with the
+heads of the migration files; that check is a few lines of text matching (the ``revision`` and
+``down_revision`` assignments alembic itself requires), so any doubt falls back to alembic.
+"""
 
 from __future__ import annotations
 
+import re
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import event, text
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = ["create_engine", "ensure_sqlite_directory", "is_postgres", "libpq_url", "run_migrations", "store_url"]
 
@@ -65,16 +75,52 @@ def create_engine(url: str) -> AsyncEngine:
 
 
 def _alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 
 
+_ASSIGNMENT = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*(.+?)\s*$", re.MULTILINE)
+_NAME = re.compile(r"[\"']([^\"']+)[\"']")
+
+
+@cache
+def head_revisions() -> frozenset[str] | None:
+    """The revisions no migration file builds on; None when a file cannot be read plainly."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (_MIGRATIONS / "versions").glob("*.py"):
+        found = dict(_ASSIGNMENT.findall(path.read_text()))
+        names = _NAME.findall(found.get("revision", ""))
+        if len(names) != 1 or "down_revision" not in found:
+            return None
+        revisions.add(names[0])
+        parents.update(_NAME.findall(found["down_revision"]))
+    heads = frozenset(revisions - parents)
+    return heads or None
+
+
+async def schema_is_current(connection: AsyncConnection) -> bool:
+    """Whether the database is stamped at exactly the heads of the migration files."""
+    heads = head_revisions()
+    if heads is None or not await connection.run_sync(lambda c: inspect(c).has_table("alembic_version")):
+        return False
+    stamped = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
+    return frozenset(stamped) == heads
+
+
 async def run_migrations(engine: AsyncEngine) -> None:
-    """Upgrade the schema to head (idempotent; a no-op when already current)."""
+    """Upgrade the schema to head (idempotent; without alembic when already current)."""
+    async with engine.connect() as connection:
+        if await schema_is_current(connection):
+            return
 
     def upgrade(connection: Connection) -> None:
+        from alembic import command
+
         config = _alembic_config(str(engine.url))
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
