@@ -33,7 +33,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Checkpointer, Send, interrupt
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from agents import citations
 from agents.citations import UnsupportedPolicy
@@ -71,12 +71,6 @@ _ID_SEPARATOR = re.compile(r"[ \t]*[,;][ \t]*")
 _RESEARCH = research.build_graph()
 
 
-def _distinct(sources: list[research.Source]) -> list[research.Source]:
-    if len(set(sources)) != len(sources):
-        raise ValueError("sources must not repeat")
-    return sources
-
-
 class PlannerModels(BaseModel):
     """Optional model per agent role (defaults: ``AGENTFLOW_MODEL_<ROLE>``, then ``AGENTFLOW_MODEL``)."""
 
@@ -108,7 +102,7 @@ class PlannerRequest(BaseModel):
         ),
     )
     max_steps: int = Field(default=8, ge=1, le=MAX_PLAN_STEPS, description="Most steps the plan may have.")
-    sources: Annotated[list[research.Source], AfterValidator(_distinct)] = Field(
+    sources: research.SourceList = Field(
         default_factory=lambda: list(research.SOURCES),
         min_length=1,
         max_length=len(research.SOURCES),

@@ -46,7 +46,7 @@ from workflows.base import (
     topic_input,
 )
 
-__all__ = ["SPEC", "ResearchContext", "ResearchModels", "ResearchRequest", "build_graph"]
+__all__ = ["SPEC", "ResearchContext", "ResearchModels", "ResearchRequest", "SourceList", "build_graph"]
 
 logger = logging.getLogger("agentflow.workflow")
 
@@ -60,6 +60,10 @@ def _distinct(sources: list[Source]) -> list[Source]:
     if len(set(sources)) != len(sources):
         raise ValueError("sources must not repeat")
     return sources
+
+
+#: Where a request searches: each source at most once (shared by every workflow that searches).
+SourceList = Annotated[list[Source], AfterValidator(_distinct)]
 
 
 class ResearchModels(BaseModel):
@@ -82,7 +86,7 @@ class ResearchRequest(BaseModel):
         },
     )
     topic: Topic = Field(description="What to research (1 to 4000 characters after trimming).")
-    sources: Annotated[list[Source], AfterValidator(_distinct)] = Field(
+    sources: SourceList = Field(
         default_factory=lambda: list(SOURCES),
         min_length=1,
         max_length=len(SOURCES),

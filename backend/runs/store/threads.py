@@ -172,11 +172,14 @@ class ThreadStore:
             (threads.c.updated_at.desc(), threads.c.id.desc()) if newest_first else (threads.c.updated_at, threads.c.id)
         )
         query = query.order_by(*order)
+        if not metadata:  # the common case pages in SQL; a metadata filter reads the owner's threads
+            query = query.offset(offset).limit(limit)
         async with self.engine.connect() as connection:
             rows = (await connection.execute(query)).mappings().all()
         found = [_to_thread(row) for row in rows]
-        if metadata:
-            found = [t for t in found if all(t.metadata.get(k) == v for k, v in metadata.items())]
+        if not metadata:
+            return found
+        found = [t for t in found if all(t.metadata.get(k) == v for k, v in metadata.items())]
         return found[offset : offset + limit]
 
     async def count(self, *, owner: str | None) -> int:
