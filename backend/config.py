@@ -121,6 +121,8 @@ class Settings(BaseSettings):
     model_revise: str | None = None
     model_plan: str | None = None
     model_synthesize: str | None = None
+    model_research: str | None = None
+    model_write: str | None = None
     structured_output_method: Literal["json_schema", "function_calling"] = "json_schema"
     llm_timeout: float = Field(default=60.0, gt=0)
     llm_connect_timeout: float = Field(default=5.0, gt=0)

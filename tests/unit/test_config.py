@@ -94,3 +94,13 @@ def test_dotenv_is_read(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> No
     settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
     assert settings.max_concurrent_workflows == 7
     assert settings.tavily_api_key is not None
+
+
+def test_every_agent_role_has_its_model_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from workflows.registry import WORKFLOWS
+
+    roles = {role for spec in WORKFLOWS.values() for role in spec.roles}
+    for role in roles:
+        monkeypatch.setenv(f"AGENTFLOW_MODEL_{role.upper()}", f"model-for-{role}")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert {role: settings.model_for(role) for role in roles} == {role: f"model-for-{role}" for role in roles}
