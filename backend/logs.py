@@ -28,7 +28,7 @@ from pythonjsonlogger.orjson import OrjsonFormatter
 
 from agents import context, telemetry
 
-__all__ = ["configure_logging", "install_context_fields", "redact", "uvicorn_log_config"]
+__all__ = ["configure_logging", "install_context_fields", "redact", "uvicorn_log_config", "write_synchronously"]
 
 _SECRET_PATTERNS = [
     (re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"), "sk-***"),
@@ -180,6 +180,20 @@ def _stop_listener() -> None:
     if _listener is not None:
         listener, _listener = _listener, None
         listener.stop()
+
+
+def write_synchronously() -> None:
+    """Drain the listener and write every later line on the caller's thread.
+
+    Called when the app's lifespan ends: uvicorn then logs its last lines and, stopped by a
+    signal, re-raises it, which ends the process without running ``atexit`` (so a queued line
+    would be lost).
+    """
+    if _listener is None:
+        return
+    direct = _listener.handlers[0]
+    _stop_listener()
+    logging.getLogger().handlers[:] = [direct]
 
 
 atexit.register(_stop_listener)

@@ -28,7 +28,7 @@ from backend.api.openapi import install_openapi
 from backend.api.routes import cache, exports, health, keys, langgraph, metrics, ui, workflows
 from backend.api.routes.docs import install_docs
 from backend.config import Settings, get_settings
-from backend.logs import configure_logging
+from backend.logs import configure_logging, write_synchronously
 from backend.observability import instrument_app, prepare_metrics_dir, tracing_requested
 from backend.runs import open_runtime
 from backend.runs.keys import KeyService
@@ -57,10 +57,13 @@ EXPOSED_HEADERS = [
 def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_runtime(settings) as runs:
-            app.state.runs = runs
-            app.state.keys = KeyService(ApiKeyStore(runs.store.engine), secret=settings.key_secret)
-            yield
+        try:
+            async with open_runtime(settings) as runs:
+                app.state.runs = runs
+                app.state.keys = KeyService(ApiKeyStore(runs.store.engine), secret=settings.key_secret)
+                yield
+        finally:
+            write_synchronously()  # the server's last lines must not wait in a queue (see there)
 
     return lifespan
 

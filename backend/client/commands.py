@@ -220,6 +220,12 @@ def follow(client: AgentflowClient, record: dict[str, Any], view: ProgressView) 
                 for event in events:
                     record, received = event.record, True
                     last_id = event.id or last_id
+                    if record.get("status") == "waiting" and event.name != "end":
+                        # The stream replays the run's history: a pause it was already resumed
+                        # from is not where it stands now.
+                        record = client.get(record["workflow_id"])
+                        if record.get("status") != "waiting":
+                            continue
                     view.update(record)
                     if event.name == "end" or record.get("status") == "waiting":
                         return record

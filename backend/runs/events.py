@@ -113,6 +113,9 @@ def record_fields(record: WorkflowRecord) -> dict[str, Any]:
         "attempts": record.attempts,
         "cached_from": record.cached_from,
         "cache_outcome": record.cache_outcome.value if record.cache_outcome else None,
+        # A waiting run's question (e.g. the plan to approve), so a stream shows what it waits on.
+        "pending": jsonable(record.pending) if record.pending is not None else None,
+        "waiting_since": record.waiting_since.isoformat() if record.waiting_since else None,
     }
 
 
@@ -143,6 +146,8 @@ def record_from_fields(data: dict[str, Any]) -> WorkflowRecord:
         attempts=int(data.get("attempts") or 0),
         cached_from=data.get("cached_from"),
         cache_outcome=CacheOutcome(data["cache_outcome"]) if data.get("cache_outcome") else None,
+        pending=data.get("pending"),
+        waiting_since=when("waiting_since"),
     )
 
 

@@ -209,6 +209,11 @@ async def test_waiting_runs_hold_no_executor_slots(start: Start) -> None:
     for workflow_id in ids:
         await until(client, workflow_id, {"waiting"}, seconds=120)
     runs = client.app.state.runs  # type: ignore[attr-defined]
+    # A run is shown waiting once that is committed; its task ends a moment later (the event log's
+    # last write): wait for that condition rather than assume it.
+    deadline = asyncio.get_running_loop().time() + 60
+    while runs.executor.active_runs and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
     assert runs.executor.active_runs == 0
 
     normal = await client.post("/workflows/reflection?wait=30", json={"topic": "A normal run", "max_iterations": 1})
