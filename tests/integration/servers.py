@@ -87,7 +87,7 @@ class ServerProcess:
         for line in stream:
             self.lines.append(line.rstrip("\n"))
 
-    def terminate(self, timeout: float = 15.0) -> int:
+    def terminate(self, timeout: float = 60.0) -> int:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
         try:

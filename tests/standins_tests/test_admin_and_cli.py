@@ -87,7 +87,7 @@ def test_cli_prints_ready_line_serves_and_exits_cleanly_on_sigterm() -> None:
         response = _chat(ready["base_url"], "hello there")
         assert response.json()["choices"][0]["message"]["content"] == "hi!"
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
+        assert proc.wait(timeout=60) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
