@@ -208,6 +208,15 @@ async def create_stateless_run(
     return RunPublic.of(record)
 
 
+def _wait_response(runs: RunService, record: WorkflowRecord, caller: Caller, payload: RunCreate) -> StreamingResponse:
+    """The reply of the ``…/runs/wait`` routes: newlines while the run is in flight, then its output."""
+    return StreamingResponse(
+        _output(runs, record, caller.scope_owner, payload.on_disconnect == "cancel"),
+        media_type="application/json",
+        headers=_locations(record, "/join"),
+    )
+
+
 @router.post(
     "/threads/{thread_id}/runs/wait",
     response_class=StreamingResponse,
@@ -219,11 +228,7 @@ async def wait_run(
     thread_id: ThreadIdPath, payload: RunCreate, runs: RunServiceDep, caller: CallerDep, settings: SettingsDep
 ) -> StreamingResponse:
     record = await _start(payload, thread_id, runs, caller, settings)
-    return StreamingResponse(
-        _output(runs, record, caller.scope_owner, payload.on_disconnect == "cancel"),
-        media_type="application/json",
-        headers=_locations(record, "/join"),
-    )
+    return _wait_response(runs, record, caller, payload)
 
 
 @router.post(
@@ -237,11 +242,7 @@ async def wait_stateless_run(
     payload: RunCreate, runs: RunServiceDep, caller: CallerDep, settings: SettingsDep
 ) -> StreamingResponse:
     record = await _start(payload, None, runs, caller, settings)
-    return StreamingResponse(
-        _output(runs, record, caller.scope_owner, payload.on_disconnect == "cancel"),
-        media_type="application/json",
-        headers=_locations(record, "/join"),
-    )
+    return _wait_response(runs, record, caller, payload)
 
 
 def _event_stream(
