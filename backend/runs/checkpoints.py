@@ -37,13 +37,9 @@ async def open_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSa
     """Open and set up the checkpointer; closes its connections on exit."""
     location = checkpoint_location(database_url)
     if make_url(database_url).get_backend_name() == "sqlite":
-        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+        from backend.runs.sqlite_checkpoints import open_sqlite_saver
 
-        async with AsyncSqliteSaver.from_conn_string(location) as saver:
-            await saver.setup()
-            # WAL (set by setup) + NORMAL survives a process crash; it only risks the last
-            # commits on power loss, and saves an fsync per checkpoint.
-            await saver.conn.execute("PRAGMA synchronous=NORMAL")
+        async with open_sqlite_saver(location) as saver:
             yield saver
         return
 

@@ -9,11 +9,13 @@ heads of the migration files; that check is a few lines of text matching (the ``
 
 from __future__ import annotations
 
+import json
 import re
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -55,12 +57,40 @@ def libpq_url(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def dumps_json(value: Any) -> str:
+    """JSON columns' encoder: orjson (several times faster than ``json.dumps`` on run events and
+    records), with ``json.dumps`` for what orjson refuses (integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value)
+
+
+def loads_json(text: str | bytes) -> Any:
+    """JSON columns' decoder: orjson, with ``json.loads`` for what an older row may hold (NaN)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def create_engine(url: str) -> AsyncEngine:
     """An async engine; SQLite gets WAL, NORMAL sync and a busy timeout on every connection."""
     ensure_sqlite_directory(url)
     url = store_url(url)
+    codec: dict[str, Any] = {"json_serializer": dumps_json, "json_deserializer": loads_json}
     if make_url(url).get_backend_name() == "sqlite":
-        engine = create_async_engine(url, pool_size=4, max_overflow=4, pool_pre_ping=False)
+        from backend.runs.store import inline_sqlite
+
+        engine = create_async_engine(
+            url,
+            pool_size=4,
+            max_overflow=4,
+            pool_pre_ping=False,
+            # aiosqlite's interface without its thread: see backend.runs.store.inline_sqlite.
+            connect_args={"async_creator_fn": inline_sqlite.connect},
+            **codec,
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -71,7 +101,7 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, **codec)
 
 
 def _alembic_config(url: str) -> Config:
