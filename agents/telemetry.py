@@ -23,8 +23,6 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
-from langgraph.errors import GraphInterrupt
-
 from agents import context
 
 __all__ = [
@@ -186,10 +184,10 @@ def node(name: str) -> Iterator[None]:
             },
         ):
             yield
-    except GraphInterrupt:
-        entry["status"] = "interrupted"  # the node asked a human (LangGraph ``interrupt``): not a failure
-        raise
     except BaseException as exc:
+        if _is_graph_interrupt(exc):
+            entry["status"] = "interrupted"  # the node asked a human (LangGraph ``interrupt``): not a failure
+            raise
         entry["status"] = getattr(exc, "code", None) or type(exc).__name__
         raise
     finally:
@@ -200,6 +198,17 @@ def node(name: str) -> Iterator[None]:
 
 
 context.observe_nodes(node)
+
+
+def _is_graph_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` is LangGraph's ``GraphInterrupt``, without importing LangGraph for it.
+
+    This module is on the server's accept path, which loads before LangGraph does; a node only
+    runs (and can raise one) once LangGraph is loaded, so the import here is a lookup.
+    """
+    from langgraph.errors import GraphInterrupt
+
+    return isinstance(exc, GraphInterrupt)
 
 
 # --- upstream calls -----------------------------------------------------------------------------

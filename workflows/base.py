@@ -1,22 +1,33 @@
-"""What every workflow module provides to the executor, and the node instrumentation they share."""
+"""What every workflow module provides to the executor, and the node instrumentation they share.
+
+A workflow is two modules. ``workflows/<name>.py`` declares what the server needs to accept a
+run (its request model, agent roles, provider checks, questions for a human, result helpers) and
+imports no LangGraph, langchain or provider SDK, so a server answers before those load.
+``workflows/graphs/<name>.py`` holds its State, verb nodes and graph builder, and exports
+``GRAPH``; it is imported when a run first needs it (``WorkflowSpec.graph``, ``load_graphs``).
+"""
 
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.graph.state import CompiledStateGraph
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
 from agents import context
-from agents.providers import Providers
 from agents.providers.usage import Usage
+
+if TYPE_CHECKING:
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+    from langgraph.graph.state import CompiledStateGraph
+
+    from agents.providers import Providers
 
 __all__ = [
     "STORABLE",
@@ -30,6 +41,7 @@ __all__ = [
     "TokenBudget",
     "Topic",
     "WebhookOption",
+    "WorkflowGraph",
     "WorkflowSpec",
     "add_usage",
     "instrumented",
@@ -192,6 +204,20 @@ def instrumented(name: str) -> Callable[[_Node], _Node]:
 
 
 @dataclass(frozen=True)
+class WorkflowGraph:
+    """The run-time half of a workflow, exported as ``GRAPH`` by ``workflows/graphs/<name>.py``.
+
+    Attributes:
+        compile: builds the compiled graph over a checkpointer (once per process).
+        make_context: the run's LangGraph context from its request, the providers and the
+            resolved default model of each of its roles (rebuilt identically when a run resumes).
+    """
+
+    compile: Callable[[BaseCheckpointSaver[Any]], CompiledStateGraph[Any, Any, Any, Any]]
+    make_context: Callable[[BaseModel, Providers, Mapping[str, str]], Any]
+
+
+@dataclass(frozen=True)
 class WorkflowSpec:
     """Everything the server needs to accept, run, resume and report one workflow type.
 
@@ -200,9 +226,8 @@ class WorkflowSpec:
         roles: the agent roles the workflow calls models for, each with its default model
             (None: the server's ``AGENTFLOW_MODEL``); ``AGENTFLOW_MODEL_<ROLE>`` overrides it.
         request_model: the validated request body.
-        compile: builds the compiled graph over a checkpointer (once per process).
-        make_context: the run's LangGraph context from its request, the providers and the
-            resolved default model of each of its roles (rebuilt identically when a run resumes).
+        graph_module: the module that exports the workflow's ``GRAPH`` (a ``WorkflowGraph``);
+            it imports LangGraph and the agents, so it is imported on first use (``graph``).
         initial_state: the graph input for a fresh run.
         result: the public result from a final state.
         partial_result: the best result reachable from a partial state (kept when a run
@@ -217,14 +242,35 @@ class WorkflowSpec:
     name: str
     roles: Mapping[str, str | None]
     request_model: type[BaseModel]
-    compile: Callable[[BaseCheckpointSaver[Any]], CompiledStateGraph[Any, Any, Any, Any]]
-    make_context: Callable[[BaseModel, Providers, Mapping[str, str]], Any]
+    graph_module: str
     initial_state: Callable[[BaseModel], dict[str, Any]]
     result: Callable[[Mapping[str, Any]], dict[str, Any] | None]
     partial_result: Callable[[Mapping[str, Any]], dict[str, Any] | None]
     progress: Callable[[str, Mapping[str, Any]], dict[str, Any]]
     required_providers: Callable[[BaseModel, Providers], None]
     interrupts: tuple[InterruptPoint, ...] = ()
+
+    @property
+    def graph(self) -> WorkflowGraph:
+        """The run-time half; importing it the first time loads LangGraph, the agents and the SDKs.
+
+        A server loads it in a worker thread before its first run (``backend.runs.stack``); the
+        import here is then a lookup.
+        """
+        graph = importlib.import_module(self.graph_module).GRAPH
+        if not isinstance(graph, WorkflowGraph):
+            raise TypeError(f"{self.graph_module}.GRAPH is not a WorkflowGraph")
+        return graph
+
+    @property
+    def compile(self) -> Callable[[BaseCheckpointSaver[Any]], CompiledStateGraph[Any, Any, Any, Any]]:
+        """``graph.compile``: builds the compiled graph over a checkpointer."""
+        return self.graph.compile
+
+    @property
+    def make_context(self) -> Callable[[BaseModel, Providers, Mapping[str, str]], Any]:
+        """``graph.make_context``: the run's LangGraph context."""
+        return self.graph.make_context
 
     def may_pause(self, request: BaseModel) -> bool:
         """Whether a run of ``request`` may stop to wait for a human."""

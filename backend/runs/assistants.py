@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from langgraph.checkpoint.memory import InMemorySaver
-
 from agents.errors import NotFound
 from workflows.base import WorkflowSpec
 from workflows.registry import WORKFLOWS
@@ -95,7 +93,12 @@ def find_assistants(
 
 @functools.cache
 def graph_of(graph_id: str) -> dict[str, Any]:
-    """The workflow's graph as LangGraph draws it (``{"nodes": [...], "edges": [...]}``)."""
+    """The workflow's graph as LangGraph draws it (``{"nodes": [...], "edges": [...]}``).
+
+    Imports the workflow's graph module (and LangGraph) if no run has loaded them yet.
+    """
+    from langgraph.checkpoint.memory import InMemorySaver
+
     spec = WORKFLOWS[graph_id]
     drawable: dict[str, Any] = spec.compile(InMemorySaver()).get_graph().to_json()
     return drawable

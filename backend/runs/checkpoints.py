@@ -6,10 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:  # LangGraph loads with the workflow stack, after start-up (backend.runs.stack)
+    from langgraph.checkpoint.base import BaseCheckpointSaver
 
 __all__ = ["checkpoint_location", "open_checkpointer"]
 

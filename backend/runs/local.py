@@ -28,7 +28,7 @@ from typing import Any
 from agents import context
 from agents.errors import ServiceUnavailable
 from backend.runs.records import WorkflowRecord, WorkflowStatus
-from backend.runs.runner import RunRunner
+from backend.runs.stack import DeferredRunner
 from backend.runs.store import WorkflowStore, utcnow
 
 __all__ = ["LocalExecutor"]
@@ -64,7 +64,7 @@ class LocalExecutor:
     kind = "local"
 
     def __init__(
-        self, *, store: WorkflowStore, runner: RunRunner, max_concurrent: int, lease_seconds: float = 30.0
+        self, *, store: WorkflowStore, runner: DeferredRunner, max_concurrent: int, lease_seconds: float = 30.0
     ) -> None:
         self.store = store
         self.runner = runner

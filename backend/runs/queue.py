@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from agents import context
 from agents.errors import ServiceUnavailable
 from backend.runs.records import WorkflowRecord, WorkflowStatus
-from backend.runs.runner import RunRunner
+from backend.runs.stack import DeferredRunner
 from backend.runs.store import WorkflowStore, utcnow
 from backend.runs.store.repository import workflows
 
@@ -116,7 +116,7 @@ class QueueExecutor:
         self,
         *,
         store: WorkflowStore,
-        runner: RunRunner,
+        runner: DeferredRunner,
         queue: JobQueue,
         concurrency: int,
         stalled_after: float,

@@ -1,7 +1,8 @@
 """Build the run engine for a process from settings: store, providers, checkpointer, executor, webhooks, service.
 
 The API lifespan and ``agentflow worker`` both enter ``open_runtime``; everything it opens is
-closed when the context ends, in reverse order.
+closed when the context ends, in reverse order. The providers, the checkpointer and the runner
+are built when the first run needs them (``backend.runs.stack``), not when the runtime opens.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 
 from agents.metrics import allow_model_labels
-from agents.providers import ArxivConfig, ArxivSearch, ChatProvider, OpenAIConfig, Providers, TavilyConfig, TavilySearch
 from backend.config import Settings
 from backend.observability import setup_tracing
 from backend.runs.cache import ResultCache
@@ -21,13 +22,17 @@ from backend.runs.checkpoints import open_checkpointer
 from backend.runs.events import EventLog
 from backend.runs.executor import Executor
 from backend.runs.local import LocalExecutor
-from backend.runs.runner import RunRunner
 from backend.runs.service import RunService
 from backend.runs.signals import ChangeHub, listen_for_changes
+from backend.runs.stack import DeferredRunner
 from backend.runs.store import CHANGES_CHANNEL, WorkflowStore, create_engine, is_postgres, libpq_url, run_migrations
 from backend.runs.store.outbox import WebhookOutbox
 from backend.runs.webhooks import WebhookConfig, WebhookDispatcher, Webhooks
 from workflows.registry import WORKFLOWS
+
+if TYPE_CHECKING:
+    from agents.providers import Providers
+    from backend.runs.runner import RunRunner
 
 __all__ = ["build_providers", "default_models", "open_runtime", "webhook_config"]
 
@@ -37,7 +42,17 @@ WAITING_SWEEP_SECONDS = 60.0
 
 
 def build_providers(settings: Settings) -> Providers:
-    """The provider clients for this process, from settings."""
+    """The provider clients for this process, from settings (imports every provider SDK)."""
+    from agents.providers import (
+        ArxivConfig,
+        ArxivSearch,
+        ChatProvider,
+        OpenAIConfig,
+        Providers,
+        TavilyConfig,
+        TavilySearch,
+    )
+
     chat = ChatProvider(
         OpenAIConfig(
             api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
@@ -108,9 +123,6 @@ async def open_runtime(settings: Settings, *, worker_concurrency: int | None = N
         await run_migrations(engine)
         queue_mode = settings.resolved_executor == "queue"
         hub = ChangeHub(sees_every_change=settings.workers == 1 and not queue_mode)
-        providers = build_providers(settings)
-        stack.push_async_callback(providers.aclose)
-        checkpointer = await stack.enter_async_context(open_checkpointer(settings.database_url))
         if queue_mode:
             from backend.runs.queue import JobQueue, QueueExecutor
 
@@ -125,7 +137,6 @@ async def open_runtime(settings: Settings, *, worker_concurrency: int | None = N
         models = default_models(settings)
         # Model labels on the metrics: the configured models and the priced ones, nothing else.
         allow_model_labels({model for roles in models.values() for model in roles.values()})
-        allow_model_labels(providers.chat.prices.prices)
         cache = ResultCache(
             store=store,
             default_models=models,
@@ -138,17 +149,29 @@ async def open_runtime(settings: Settings, *, worker_concurrency: int | None = N
         events = EventLog(store=store, hub=hub, stream_always=queue_mode or settings.workers > 1)
         sweeper = asyncio.create_task(events.sweep_forever(retention=settings.event_retention), name="event-retention")
         stack.push_async_callback(_stop, sweeper)
-        runner = RunRunner(
-            store=store,
-            checkpointer=checkpointer,
-            providers=providers,
-            default_models=models,
-            workflow_timeout=settings.workflow_timeout,
-            hub=hub,
-            progress_interval=0.0 if queue_mode else 1.0,
-            cache_ttl=settings.cache_ttl,
-            events=events,
-        )
+
+        async def build_runner() -> RunRunner:
+            # Called once, by the first run that needs it; what it opens closes with the runtime.
+            from backend.runs.runner import RunRunner
+
+            providers = build_providers(settings)
+            stack.push_async_callback(providers.aclose)
+            allow_model_labels(providers.chat.prices.prices)
+            checkpointer = await stack.enter_async_context(open_checkpointer(settings.database_url))
+            return RunRunner(
+                store=store,
+                checkpointer=checkpointer,
+                providers=providers,
+                default_models=models,
+                workflow_timeout=settings.workflow_timeout,
+                hub=hub,
+                progress_interval=0.0 if queue_mode else 1.0,
+                cache_ttl=settings.cache_ttl,
+                events=events,
+            )
+
+        runner = DeferredRunner(store=store, hub=hub, build=build_runner)
+        stack.push_async_callback(runner.close)
         executor: Executor
         if queue_mode:
             concurrency = settings.worker_concurrency if worker_concurrency is None else worker_concurrency
@@ -178,7 +201,7 @@ async def open_runtime(settings: Settings, *, worker_concurrency: int | None = N
                 store=store,
                 executor=executor,
                 hub=hub,
-                providers=providers,
+                providers=runner.providers,
                 cache=cache,
                 webhooks=Webhooks(webhooks),
                 outbox=outbox,
@@ -189,6 +212,7 @@ async def open_runtime(settings: Settings, *, worker_concurrency: int | None = N
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
             await executor.shutdown(settings.shutdown_grace_seconds)
+            await runner.close()  # a load still under way stops here, before what it would open closes
 
 
 async def _stop(task: asyncio.Task[None]) -> None:
@@ -197,7 +221,7 @@ async def _stop(task: asyncio.Task[None]) -> None:
         await task
 
 
-async def _expire_waiting(runner: RunRunner, ttl: float) -> None:
+async def _expire_waiting(runner: DeferredRunner, ttl: float) -> None:
     """The one periodic sweep that ends runs left waiting longer than ``AGENTFLOW_WAITING_TTL``.
 
     Every process runs it (API servers and workers alike); ending a waiting run is one

@@ -22,7 +22,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -89,7 +89,7 @@ class RunService:
         store: WorkflowStore,
         executor: Executor,
         hub: ChangeHub,
-        providers: Providers,
+        providers: Callable[[], Awaitable[Providers]],
         cache: ResultCache,
         webhooks: Webhooks,
         outbox: WebhookOutbox,
@@ -98,6 +98,7 @@ class RunService:
         self.store = store
         self.executor = executor
         self.hub = hub
+        #: The provider clients, built with the workflow stack on first need (``backend.runs.stack``).
         self.providers = providers
         self.cache = cache
         #: LangGraph-API threads, over the same database.
@@ -210,7 +211,7 @@ class RunService:
             source = await self.cache.fresh(key=key, now=utcnow())
             if source is not None:
                 return await self._answer_from_cache(spec, body, source, key, idempotency_key, digest, owner, links)
-        spec.required_providers(body, self.providers)
+        spec.required_providers(body, await self.providers())
         record = WorkflowRecord(
             id=str(uuid.uuid4()),
             workflow_type=spec.name,

@@ -13,7 +13,7 @@ import httpx
 
 from tests.standins import ChatRequest, StandinServer
 from tests.standins import OpenAIConfig as OpenAIStandin
-from workflows.research import build_graph
+from workflows.graphs.research import build_graph
 
 TOPIC = "Tool use in language model agents"
 SMALL = {"max_queries": 1, "max_results_per_query": 2}  # at most four sources: S1 to S4

@@ -9,7 +9,8 @@ from pydantic import ValidationError
 
 from agents.planner import Plan
 from workflows.base import EditProblem
-from workflows.planner import SPEC, PlannerRequest, _globalise, _usable, check_plan, dispatch, supervise
+from workflows.graphs.planner import _globalise, _usable, dispatch, supervise
+from workflows.planner import SPEC, PlannerRequest, check_plan
 from workflows.registry import get_spec
 
 

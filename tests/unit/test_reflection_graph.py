@@ -11,7 +11,8 @@ from agents.providers import ChatProvider, OpenAIConfig, Providers
 from tests.helpers import reflection_responder
 from tests.standins import OpenAIConfig as StandinOpenAI
 from tests.standins import StandinServer
-from workflows.reflection import SPEC, ReflectionRequest, build_graph, build_result, stop_reason
+from workflows.graphs.reflection import build_graph
+from workflows.reflection import SPEC, ReflectionRequest, build_result, stop_reason
 
 DEFAULTS = {"draft": "gpt-4o-mini", "critique": "gpt-4o-mini", "revise": "gpt-4o-mini"}
 

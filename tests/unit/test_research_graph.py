@@ -6,7 +6,8 @@ from typing import Any
 
 from agents.prompting import load_prompt
 from agents.research import render_sources
-from workflows.research import build_result, collect_sources, fan_out
+from workflows.graphs.research import collect_sources, fan_out
+from workflows.research import build_result
 
 
 def hit(kind: str, url: str, title: str = "T") -> dict[str, Any]:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import html
 from functools import cache
 from importlib.resources import files
+from typing import TYPE_CHECKING
 
-import nh3
-from markdown_it import MarkdownIt
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
 
 __all__ = ["sanitize", "to_html"]
 
@@ -35,6 +36,9 @@ _ATTRIBUTES = {
 
 @cache
 def _markdown() -> MarkdownIt:
+    # Imported on the first HTML export, not at start-up (markdown-it and its plugins are ~40 ms).
+    from markdown_it import MarkdownIt
+
     # Raw HTML is parsed (the references list carries <a id> anchors) and then sanitised below.
     return MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
 
@@ -46,6 +50,8 @@ def _stylesheet() -> str:
 
 def sanitize(fragment: str) -> str:
     """Keep only inert HTML: allow-listed tags and attributes, web and mail links."""
+    import nh3  # with the first export, as markdown-it
+
     return nh3.clean(
         fragment,
         tags=_TAGS,

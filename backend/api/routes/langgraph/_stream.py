@@ -19,7 +19,6 @@ import logging
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from langchain_core.messages import AIMessageChunk, BaseMessageChunk, convert_to_messages
 from pydantic_core import to_jsonable_python
 from sse_starlette import ServerSentEvent
 
@@ -66,6 +65,10 @@ class _Messages:
         self.seen: dict[str, Any] = {}
 
     def translate(self, item: Any, seq: int) -> list[ServerSentEvent]:
+        # Imported here, not with the app: langchain loads with the workflow stack (backend.runs.stack),
+        # after start-up; a stream of messages is read once a run produced them (then it is a lookup).
+        from langchain_core.messages import AIMessageChunk, BaseMessageChunk, convert_to_messages
+
         if not isinstance(item, list | tuple) or len(item) != 2 or not isinstance(item[0], dict):
             return []
         raw, metadata = item
