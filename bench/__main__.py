@@ -1,4 +1,4 @@
-"""``python -m bench [--quick]``: run B1-B9 against real processes, print the table, save the JSON."""
+"""``python -m bench [--quick]``: run B1-B9 (and B2q) against real processes, print the table, save the JSON."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from types import FrameType
 from bench._procs import REPO, Child, raise_fd_limit
 from bench.profiles import FULL, QUICK
 from bench.report import Row, format_table, write_json
-from bench.scale_out import b9_workers
+from bench.scale_out import b2q_queue_burst, b9_workers
 from bench.scenarios import Bench
 
-ROWS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9")
+ROWS = ("B1", "B2", "B2q", "B3", "B4", "B5", "B6", "B7", "B8", "B9")
 Log = Callable[[str], None]
 
 
@@ -33,15 +33,27 @@ def _parser() -> argparse.ArgumentParser:
         default=REPO / "bench" / "results",
         help="directory (latest.json inside) or .json file for the results (default: bench/results/)",
     )
-    parser.add_argument("--only", help="comma-separated rows to run, e.g. B1,B3 (default: all)")
+    parser.add_argument("--only", help="comma-separated rows to run, e.g. B1,B3,B2q (default: all)")
     parser.add_argument(
         "--py-spy",
         type=Path,
         metavar="DIR",
-        help="record py-spy profiles (GIL-holding samples) of the B2 burst, B3 (64 at a time), B4 and B5 here",
+        help="record py-spy profiles (GIL-holding samples) of the B2 and B2q bursts, B3 (64 at a time), B4, B5 here",
     )
     parser.add_argument("--keep-workdir", action="store_true", help="keep the temp dir (server logs, databases)")
     return parser
+
+
+def _selected(only: str | None) -> set[str]:
+    """The rows ``--only`` names, matched case-insensitively (``b2q`` is ``B2q``); all without it."""
+    if not only:
+        return set(ROWS)
+    known = {row.upper(): row for row in ROWS}
+    names = [name.strip() for name in only.split(",") if name.strip()]
+    unknown = [name for name in names if name.upper() not in known]
+    if unknown:
+        raise SystemExit(f"python -m bench: --only: unknown rows {', '.join(unknown)} (known: {', '.join(ROWS)})")
+    return {known[name.upper()] for name in names}
 
 
 def _terminate_on_signal() -> None:
@@ -143,6 +155,8 @@ def _run_all(bench: Bench, only: set[str], rows: list[Row], log: Log) -> None:
         _guarded(rows, "B3", b3_info, log)
     if "B2" in only and (b2 := need("b2", {"B2"})) is not None:
         _guarded(rows, "B2", lambda: bench.b2_concurrency(b2), log)
+    if "B2q" in only:
+        _guarded(rows, "B2q", lambda: b2q_queue_burst(bench), log)
     if "B4" in only and (b4 := need("b4", {"B4"})) is not None and (bare := need("bare", {"B4"})) is not None:
         _guarded(rows, "B4", lambda: bench.b4_submit_throughput(b4, bare), log)
     if "B6" in only and (b6 := need("b6", {"B6"})) is not None:
@@ -154,7 +168,7 @@ def _run_all(bench: Bench, only: set[str], rows: list[Row], log: Log) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     profile = QUICK if args.quick else FULL
-    only = {r.strip().upper() for r in args.only.split(",")} if args.only else set(ROWS)
+    only = _selected(args.only)
     raise_fd_limit()
     _terminate_on_signal()
     workdir = Path(tempfile.mkdtemp(prefix="agentflow-bench-"))

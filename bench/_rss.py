@@ -9,7 +9,7 @@ from types import TracebackType
 
 import psutil
 
-__all__ = ["CpuMeter", "RssSampler", "rss_bytes"]
+__all__ = ["CpuMeter", "RssSampler", "rss_bytes", "run_delay"]
 
 
 def _tree(pid: int) -> list[psutil.Process]:
@@ -60,13 +60,31 @@ class RssSampler:
         self._thread.join(2.0)
 
 
+def run_delay(pid: int) -> float:
+    """Seconds the threads of ``pid`` and its children spent runnable but waiting for a CPU
+    (``/proc/PID/task/TID/schedstat``, Linux; 0 elsewhere). On a shared machine this tells a
+    process that waited on I/O from one that waited for the others to let it run."""
+    total = 0
+    with contextlib.suppress(psutil.Error):
+        for proc in _tree(pid):
+            with contextlib.suppress(psutil.Error):
+                for thread in proc.threads():
+                    path = f"/proc/{proc.pid}/task/{thread.id}/schedstat"
+                    with contextlib.suppress(OSError, ValueError, IndexError), open(path) as stat:
+                        total += int(stat.read().split()[1])
+    return total / 1e9
+
+
 class CpuMeter:
-    """CPU seconds (user + system) a set of processes used between ``start()`` and ``stop()``."""
+    """CPU seconds (user + system) a set of processes used between ``start()`` and ``stop()``;
+    ``waited`` holds the seconds they spent waiting for a CPU meanwhile (``run_delay``)."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
         self._before: dict[str, float] = {}
+        self._delay_before: dict[str, float] = {}
         self.used: dict[str, float] = {}
+        self.waited: dict[str, float] = {}
 
     @staticmethod
     def _cpu(pid: int) -> float:
@@ -80,8 +98,10 @@ class CpuMeter:
 
     def start(self) -> CpuMeter:
         self._before = {name: self._cpu(pid) for name, pid in self.pids.items()}
+        self._delay_before = {name: run_delay(pid) for name, pid in self.pids.items()}
         return self
 
     def stop(self) -> dict[str, float]:
         self.used = {name: round(self._cpu(pid) - self._before[name], 3) for name, pid in self.pids.items()}
+        self.waited = {name: round(run_delay(pid) - self._delay_before[name], 3) for name, pid in self.pids.items()}
         return self.used

@@ -21,6 +21,7 @@ Status = Literal["pass", "miss", "info", "pending", "error"]
 ANCHORS = {
     "B1": "LangGraph dev server adds ~1 s per run",
     "B2": "original platform: capped at 8 concurrent; LangGraph dev server: 1 job at a time",
+    "B2q": "original platform: capped at 8 concurrent, no workers to add",
     "B3": "LangGraph dev server adds ~1 s per run",
     "B4": "bare FastAPI, same process model, same run",
     "B5": "-",

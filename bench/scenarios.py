@@ -10,7 +10,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from bench._rss import CpuMeter, RssSampler, rss_bytes
 from bench.profiles import Profile
 from bench.report import PENDING_MARKERS, Row
 
-__all__ = ["REFLECTION_BODY", "RESEARCH_BODY", "Bench"]
+__all__ = ["REFLECTION_BODY", "RESEARCH_BODY", "Bench", "BurstResult", "burst_rows"]
 
 MIB = 1024 * 1024
 # A fixed-size reflection run: with the stand-in's default answers the first critique scores 6
@@ -249,11 +250,15 @@ class Bench:
                 child.proc.wait(20)
             self.children.stop(child)
 
-    def warm(self, server: Child) -> None:
-        """One zero-latency run so lazy start-up work (graph compile, clients) is not measured."""
-        self.standin_latency(openai=0.0, search=0.0)
-        result = self.runs(server, REFLECTION_BODY, total=1, concurrency=1, timeout=120)
-        if result["completed"] != 1:
+    def warm(self, server: Child, *, runs: int = 1, latency: float = 0.0) -> None:
+        """Runs (at zero latency by default) so lazy start-up work (graph compile, clients) is not measured.
+
+        Several runs at once, each call taking ``latency``, reach every worker process behind
+        a queue (each takes a job while the others' jobs are still running).
+        """
+        self.standin_latency(openai=latency, search=latency)
+        result = self.runs(server, REFLECTION_BODY, total=runs, concurrency=runs, timeout=120)
+        if result["completed"] != runs:
             raise RuntimeError(f"warm-up run did not complete: {result['statuses']} {result['errors']}")
 
     # --- scenarios --------------------------------------------------------------------------
@@ -527,121 +532,65 @@ class Bench:
         ]
 
     def b2_concurrency(self, server: Child) -> list[Row]:
-        p = self.profile
-        total = p.b2_total
         try:
             self.warm(server)
-            self.standin_latency(openai=p.b2_latency, search=p.b2_latency)
-            with RssSampler(server.pid, interval=0.1) as rss:
-                # Measured like each run of the burst: a 202 submit, then a long poll.
-                single = self.runs(server, REFLECTION_BODY, total=p.b2_single_runs, concurrency=1, submit_wait=False)
-                self.standin_latency(openai=p.b2_latency, search=p.b2_latency)  # fresh journal for the burst
-                meter = CpuMeter({"server": server.pid}).start()
-                spec = {
-                    "mode": "burst",
-                    "base_url": _base(server),
-                    "path": "/workflows/reflection",
-                    "body": REFLECTION_BODY,
-                    "total": total,
-                    "wait": 60,
-                }
-                with self.py_spy("b2-burst", server.pid):
-                    # Bounded, but not below what a loaded 2-core machine needs for the burst.
-                    burst = self.loadgen(spec, timeout=max(600.0, total * 1.5))
-                cpu = meter.stop()
-            stats = self.standin_stats()["upstreams"]["openai"]
+            measured = self.single_then_burst(server, {"server": server.pid}, py_spy_name="b2-burst")
         finally:
             self.stop(server)
-        single_wall = single["client"]["p50_ms"] / 1000 if single["completed"] else None
-        completed_pct = burst["completed"] / total * 100
-        openai_in_flight = stats.get("max_in_flight")
-        server_cpu_pct = cpu["server"] / burst["wall_s"] * 100 if burst["wall_s"] else 0.0
-        details = {
-            "total": total,
-            "latency_s": p.b2_latency,
-            "statuses": burst["statuses"],
-            "errors": burst["errors"],
-            "error_codes": burst["error_codes"],
-            "burst_wall_s": burst["wall_s"],
-            "single_wall_s": single_wall,
-            "submit_phase_s": burst["submit_phase_s"],
-            "client_latency_ms": burst["client"],
-            "submit_latency_ms": burst["submit"],
-            "execution_time_ms": burst["execution_time"],
-            "llm_calls": burst["llm_calls"],
-            "poll_timeouts": burst["poll_timeouts"],
-            "standin_openai": stats,
-            "server_cpu_s": cpu["server"],
-            "server_cpu_pct": server_cpu_pct,
-            "loadgen_cpu_s": burst["loadgen_cpu_s"],
-            "peak_rss_mib": rss.peak / MIB,
-            "rss_mib_timeline": [
-                (round(t, 1), round(b / MIB, 1)) for t, b in rss.samples[:: max(1, len(rss.samples) // 60)]
-            ],
-        }
-        rows = [
-            Row(
-                key="B2.completed",
-                row="B2",
-                label=f"{total} runs in flight @ L={p.b2_latency:g}s: completed",
-                value=completed_pct,
-                unit="%",
-                op=">=",
-                target=100,
-                note=f"statuses {burst['statuses']}"
-                + (f"; errors {burst['errors'][:2]}" if burst["errors"] else "")
-                + (
-                    f"; {burst['poll_timeouts']} long polls timed out and were retried"
-                    if burst["poll_timeouts"]
-                    else ""
-                ),
-                details=details,
-            ),
-        ]
-        if single_wall:
-            rows.append(
-                Row(
-                    key="B2.wall_ratio",
-                    row="B2",
-                    label="wall ÷ single-workflow wall",
-                    value=burst["wall_s"] / single_wall,
-                    unit="×",
-                    op="<=",
-                    target=3.0,
-                    note=(
-                        f"{burst['wall_s']:.1f} s vs {single_wall:.2f} s alone; "
-                        f"submits took {burst['submit_phase_s']:.1f} s; "
-                        f"server CPU {cpu['server']:.0f} s = {server_cpu_pct:.0f} % of one core over the burst"
-                    ),
-                )
-            )
-        else:
-            rows.append(Row.failed("B2.wall_ratio", "B2", "wall ÷ single-workflow wall", "the single run failed"))
-        rows.append(
-            Row(
-                key="B2.in_flight",
-                row="B2",
-                label="peak upstream LLM calls in flight",
-                value=float(openai_in_flight or 0),
-                unit="calls",
-                op=">=",
-                target=total / 2,
-                note=f"the OpenAI stand-in's own count; {server_cpu_pct:.0f} % server CPU",
-            )
+        return burst_rows("B2", measured, wall_target=3.0, rss_label="peak server RSS during B2")
+
+    def single_then_burst(
+        self,
+        api: Child,
+        processes: dict[str, int],
+        *,
+        py_spy_name: str,
+        during_burst: Sequence[contextlib.AbstractContextManager[object]] = (),
+    ) -> BurstResult:
+        """B2's measurement on any set-up: one run alone (submit, then a long poll), then the
+        profile's B2 burst at once, at the profile's B2 latency, both through ``api``.
+
+        ``processes`` (name → pid) are the ones that do the work: their RSS is sampled every
+        100 ms from the single run on, their CPU read around the burst; a ``--py-spy`` profile
+        of each is recorded during the burst. ``during_burst``: more meters, entered around the burst.
+        """
+        p = self.profile
+        total = p.b2_total
+        self.standin_latency(openai=p.b2_latency, search=p.b2_latency)
+        with contextlib.ExitStack() as sampling:
+            rss = {name: sampling.enter_context(RssSampler(pid, interval=0.1)) for name, pid in processes.items()}
+            # Measured like each run of the burst: a 202 submit, then a long poll.
+            single = self.runs(api, REFLECTION_BODY, total=p.b2_single_runs, concurrency=1, submit_wait=False)
+            self.standin_latency(openai=p.b2_latency, search=p.b2_latency)  # fresh journal for the burst
+            meter = CpuMeter(processes).start()
+            spec = {
+                "mode": "burst",
+                "base_url": _base(api),
+                "path": "/workflows/reflection",
+                "body": REFLECTION_BODY,
+                "total": total,
+                "wait": 60,
+            }
+            with contextlib.ExitStack() as profiling:
+                for extra in during_burst:
+                    profiling.enter_context(extra)
+                for name, pid in processes.items():
+                    suffix = "" if len(processes) == 1 else f"-{name}"
+                    profiling.enter_context(self.py_spy(f"{py_spy_name}{suffix}", pid))
+                # Bounded, but not below what a loaded 2-core machine needs for the burst.
+                burst = self.loadgen(spec, timeout=max(600.0, total * 1.5))
+            cpu = meter.stop()
+        return BurstResult(
+            total=total,
+            latency=p.b2_latency,
+            single=single,
+            burst=burst,
+            cpu_s=cpu,
+            cpu_wait_s=meter.waited,
+            peak_rss={name: sampler.peak for name, sampler in rss.items()},
+            rss_samples={name: sampler.samples for name, sampler in rss.items()},
+            openai=self.standin_stats()["upstreams"]["openai"],
         )
-        rows.append(
-            Row(
-                key="B2.peak_rss",
-                row="B2",
-                label="peak server RSS during B2",
-                value=rss.peak / MIB,
-                unit="MiB",
-                op="<=",
-                target=400,
-                note="psutil every 100 ms from the driver",
-            )
-        )
-        return rows
 
     def b4_submit_throughput(self, server: Child, bare: Child) -> list[Row]:
         p = self.profile
@@ -845,6 +794,134 @@ class Bench:
         response.raise_for_status()
         summary: dict[str, Any] = response.json()
         return summary
+
+
+@dataclass
+class BurstResult:
+    """What ``Bench.single_then_burst`` measured: one run alone, then a burst, per process."""
+
+    total: int
+    latency: float
+    single: dict[str, Any]
+    burst: dict[str, Any]
+    cpu_s: dict[str, float]
+    #: Seconds each process was runnable but waiting for a CPU during the burst (Linux).
+    cpu_wait_s: dict[str, float]
+    peak_rss: dict[str, int]
+    rss_samples: dict[str, list[tuple[float, int]]]
+    openai: dict[str, Any]
+
+    @property
+    def single_wall(self) -> float | None:
+        return self.single["client"]["p50_ms"] / 1000 if self.single["completed"] else None
+
+    def cpu_pct(self, name: str) -> float:
+        """CPU of one process over the burst, in % of one core."""
+        wall = self.burst["wall_s"]
+        return self.cpu_s[name] / wall * 100 if wall else 0.0
+
+    def cpu_text(self) -> str:
+        """Each process's CPU over the burst, and how long it waited for a CPU (a shared machine)."""
+        return ", ".join(
+            f"{name} {cpu:.0f} s = {self.cpu_pct(name):.0f} % (waited {self.cpu_wait_s.get(name, 0):.0f} s)"
+            for name, cpu in self.cpu_s.items()
+        )
+
+    def details(self) -> dict[str, Any]:
+        burst = self.burst
+        return {
+            "total": self.total,
+            "latency_s": self.latency,
+            "statuses": burst["statuses"],
+            "errors": burst["errors"],
+            "error_codes": burst["error_codes"],
+            "burst_wall_s": burst["wall_s"],
+            "single_wall_s": self.single_wall,
+            "submit_phase_s": burst["submit_phase_s"],
+            "client_latency_ms": burst["client"],
+            "submit_latency_ms": burst["submit"],
+            "execution_time_ms": burst["execution_time"],
+            "llm_calls": burst["llm_calls"],
+            "poll_timeouts": burst["poll_timeouts"],
+            "standin_openai": self.openai,
+            "cpu_s": self.cpu_s,
+            "cpu_pct_of_one_core": {name: round(self.cpu_pct(name), 1) for name in self.cpu_s},
+            "cpu_wait_s": self.cpu_wait_s,
+            "loadgen_cpu_s": burst["loadgen_cpu_s"],
+            "peak_rss_mib": {name: round(peak / MIB, 1) for name, peak in self.peak_rss.items()},
+            "rss_mib_timeline": {
+                name: [(round(t, 1), round(b / MIB, 1)) for t, b in samples[:: max(1, len(samples) // 60)]]
+                for name, samples in self.rss_samples.items()
+            },
+        }
+
+
+def burst_rows(row: str, measured: BurstResult, *, wall_target: float, rss_label: str) -> list[Row]:
+    """B2's lines for one set-up: % completed, wall ÷ one run alone, peak upstream calls in
+    flight, peak RSS (of the largest process; every process's in the note)."""
+    burst, total = measured.burst, measured.total
+    single_wall = measured.single_wall
+    rows = [
+        Row(
+            key=f"{row}.completed",
+            row=row,
+            label=f"{total} runs in flight @ L={measured.latency:g}s: completed",
+            value=burst["completed"] / total * 100,
+            unit="%",
+            op=">=",
+            target=100,
+            note=f"statuses {burst['statuses']}"
+            + (f"; errors {burst['errors'][:2]}" if burst["errors"] else "")
+            + (f"; {burst['poll_timeouts']} long polls timed out and were retried" if burst["poll_timeouts"] else ""),
+            details=measured.details(),
+        ),
+    ]
+    if single_wall:
+        rows.append(
+            Row(
+                key=f"{row}.wall_ratio",
+                row=row,
+                label="wall ÷ single-workflow wall",
+                value=burst["wall_s"] / single_wall,
+                unit="×",
+                op="<=",
+                target=wall_target,
+                note=(
+                    f"{burst['wall_s']:.1f} s vs {single_wall:.2f} s alone; "
+                    f"submits took {burst['submit_phase_s']:.1f} s; "
+                    f"CPU over the burst (% of one core): {measured.cpu_text()}"
+                ),
+            )
+        )
+    else:
+        rows.append(Row.failed(f"{row}.wall_ratio", row, "wall ÷ single-workflow wall", "the single run failed"))
+    rows.append(
+        Row(
+            key=f"{row}.in_flight",
+            row=row,
+            label="peak upstream LLM calls in flight",
+            value=float(measured.openai.get("max_in_flight") or 0),
+            unit="calls",
+            op=">=",
+            target=total / 2,
+            note=f"the OpenAI stand-in's own count; CPU {measured.cpu_text()}",
+        )
+    )
+    peaks = measured.peak_rss
+    rows.append(
+        Row(
+            key=f"{row}.peak_rss",
+            row=row,
+            label=rss_label,
+            value=max(peaks.values()) / MIB,
+            unit="MiB",
+            op="<=",
+            target=400,
+            note="psutil every 100 ms from the driver"
+            + ("" if len(peaks) == 1 else ": " + ", ".join(f"{n} {b / MIB:.0f} MiB" for n, b in peaks.items())),
+        )
+    )
+    return rows
 
 
 def _base(child: Child) -> str:
