@@ -1,18 +1,22 @@
-"""LangGraph's SQLite checkpointer with group commit: every concurrent write in one transaction.
+"""LangGraph's SQLite checkpointer with group commit and no thread hop per write.
 
 ``AsyncSqliteSaver`` runs each checkpoint write as its own transaction on aiosqlite's thread:
 four to five thread hops (cursor, execute, commit, close) per write, about a dozen writes per
 run, plus the commit each. Profiled under the bench (issue 16), that was ~3 ms of CPU per run
-of 5 steps, and it grows with every concurrent run since each write waits its turn.
+of 5 steps, and it grew with every concurrent run since each write waits its turn.
 
 ``GroupCommitSqliteSaver`` is LangGraph's own synchronous ``SqliteSaver`` (its SQL, schema and
-serialisation, unchanged) driven from asyncio through one dedicated thread: the writes that
-arrive while the thread is busy (``aput``, ``aput_writes``, ``adelete_thread`` from every run in
-the process) are run together and committed once, in one hop. Each caller still awaits the
-commit that holds its write, so ``durability="sync"`` keeps its meaning: a node's checkpoint is
-durable before the next node starts. A write that fails is retried on its own, so one bad write
-never fails the others of its batch. Reads (``aget_tuple``, ``alist``) run on the same thread
-and so always see every write that returned.
+serialisation, unchanged) driven from asyncio: the writes that arrive together (``aput``,
+``aput_writes``, ``adelete_thread`` from every run in the process, queued before the batch
+task gets its turn on the loop) are run together and committed once. Each caller still awaits
+the commit that holds its write, so ``durability="sync"`` keeps its meaning: a node's checkpoint
+is durable before the next node starts. A write that fails is retried on its own, so one bad
+write never fails the others of its batch.
+
+The batch runs on the event loop itself, like the store's SQLite calls
+(``backend.runs.store.inline_sqlite``, whose docstring says why that is safe): with WAL and
+``synchronous=NORMAL`` a commit costs microseconds, while handing each batch to a thread cost
+more CPU than the writes. Reads (``aget_tuple``, ``alist``) run inline too.
 
 Written here because langgraph-checkpoint-sqlite offers only the per-write async saver; this
 wrapper adds batching and leaves everything the library does to the library.
@@ -25,7 +29,6 @@ import contextlib
 import functools
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
@@ -48,10 +51,9 @@ class GroupCommitSqliteSaver(SqliteSaver):
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         super().__init__(conn)
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoints")
         self._pending: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
         self._writing: asyncio.Task[None] | None = None
-        self._in_batch = False  # touched only on the checkpoint thread
+        self._in_batch = False
 
     @contextlib.contextmanager
     def cursor(self, transaction: bool = True) -> Iterator[sqlite3.Cursor]:
@@ -66,7 +68,7 @@ class GroupCommitSqliteSaver(SqliteSaver):
                     self.conn.commit()
                 cur.close()
 
-    # --- the thread --------------------------------------------------------------------------
+    # --- batches -------------------------------------------------------------------------------
 
     def _run_batch(self, calls: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
         """Run ``calls`` in one transaction; on any failure, run each alone instead."""
@@ -87,9 +89,6 @@ class GroupCommitSqliteSaver(SqliteSaver):
                 outcomes.append((False, error))
         return outcomes
 
-    async def _on_thread(self, call: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, call)
-
     async def _write(self, call: Callable[[], T]) -> T:
         """Queue a write for the next batch and wait until its batch is committed."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -100,12 +99,10 @@ class GroupCommitSqliteSaver(SqliteSaver):
 
     async def _write_batches(self) -> None:
         try:
+            await asyncio.sleep(0)  # let the writes of this turn of the loop join the batch
             while self._pending:
                 batch, self._pending = self._pending, []
-                try:
-                    outcomes = await self._on_thread(functools.partial(self._run_batch, [c for c, _ in batch]))
-                except BaseException as error:  # the thread pool is gone (shutdown): fail the batch
-                    outcomes = [(False, error)] * len(batch)
+                outcomes = self._run_batch([call for call, _ in batch])
                 for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
                     if future.done():
                         continue
@@ -136,7 +133,7 @@ class GroupCommitSqliteSaver(SqliteSaver):
         await self._write(functools.partial(self.delete_thread, thread_id))
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await self._on_thread(functools.partial(self.get_tuple, config))
+        return self.get_tuple(config)
 
     async def alist(
         self,
@@ -146,38 +143,32 @@ class GroupCommitSqliteSaver(SqliteSaver):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        found = await self._on_thread(
-            lambda: list(self.list(config, filter=filter, before=before, limit=limit)),
-        )
-        for item in found:
+        for item in self.list(config, filter=filter, before=before, limit=limit):
             yield item
 
     async def aget_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]
     ) -> Mapping[str, DeltaChannelHistory]:
-        return await self._on_thread(
-            functools.partial(self.get_delta_channel_history, config=config, channels=channels)
-        )
+        return self.get_delta_channel_history(config=config, channels=channels)
 
     async def aclose(self) -> None:
-        """Finish the writes in flight, then stop the thread and close the connection."""
+        """Finish the writes in flight, then close the connection."""
         while self._writing is not None:
             await asyncio.shield(self._writing)
-        self._thread.shutdown(wait=True)
         self.conn.close()
 
 
 @contextlib.asynccontextmanager
 async def open_sqlite_saver(location: str) -> AsyncIterator[GroupCommitSqliteSaver]:
     """Open (and set up) the checkpoint file at ``location``; closed on exit."""
-    # check_same_thread=False: created here, used only on the saver's own thread afterwards.
+    # check_same_thread=False: LangGraph's sync API (``graph.get_state`` from a thread) may use it.
     conn = sqlite3.connect(location, check_same_thread=False)
     saver = GroupCommitSqliteSaver(conn)
     try:
-        await saver._on_thread(saver.setup)
+        saver.setup()
         # WAL (set by setup) + NORMAL survives a process crash; it only risks the last commits
         # on power loss, and saves an fsync per batch.
-        await saver._on_thread(lambda: conn.execute("PRAGMA synchronous=NORMAL"))
+        conn.execute("PRAGMA synchronous=NORMAL")
         yield saver
     finally:
         await saver.aclose()
