@@ -439,13 +439,15 @@ class Bench:
             cpu = meter.stop()
             ids += result["ids"]
             completed = result["completed"]
-            label = ("one at a time" if concurrency == 1 else f"{concurrency} at a time") + suffix
+            label = "server CPU per run, " + ("one at a time" if concurrency == 1 else f"{concurrency} at a time") + suffix
             if completed == 0:
                 rows.append(
                     Row.failed(f"B3.{key}.{tag.lower()}", "B3", label, f"no run completed: {result['statuses']}")
                 )
                 continue
-            value = result["wall_s"] / result["runs"] * 1000
+            # Issue 16's measure: the server's CPU per run (HTTP, graph, store, logs: everything).
+            # Wall time per run is in the note; on shared cores it measures the neighbours too.
+            value = cpu["server"] / result["runs"] * 1000
             details = {
                 "runs": result["runs"],
                 "statuses": result["statuses"],
@@ -454,12 +456,13 @@ class Bench:
                 "execution_time_ms": result["execution_time"],
                 "llm_calls": result["llm_calls"],
                 "cpu_s": cpu | {"loadgen": result["loadgen_cpu_s"]},
-                "server_cpu_ms_per_run": cpu["server"] / result["runs"] * 1000,
+                "server_cpu_ms_per_run": value,
+                "wall_ms_per_run": result["wall_s"] / result["runs"] * 1000,
                 "standins_cpu_ms_per_run": cpu["standins"] / result["runs"] * 1000,
             }
             note = (
-                f"{result['runs']} runs; server CPU {details['server_cpu_ms_per_run']:.1f} ms/run, "
-                f"stand-ins {details['standins_cpu_ms_per_run']:.1f} ms/run"
+                f"{result['runs']} runs; wall {details['wall_ms_per_run']:.1f} ms/run, "
+                f"stand-ins' CPU {details['standins_cpu_ms_per_run']:.1f} ms/run"
             )
             if completed != result["runs"]:
                 note += f"; only {completed}/{result['runs']} completed"
@@ -471,7 +474,7 @@ class Bench:
                     value=value,
                     unit="ms",
                     op="<=",
-                    target=10,
+                    target=11 if tag.upper() == "INFO" else 10,  # INFO logs may cost 1 ms per run
                     note=note,
                     details=details,
                 )
