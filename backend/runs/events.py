@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
-import json
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -151,12 +150,10 @@ def record_from_fields(data: dict[str, Any]) -> WorkflowRecord:
     )
 
 
-def _status_fingerprint(record: WorkflowRecord) -> str:
-    return json.dumps(
-        [record.status.value, record.progress, record.usage.as_dict(), record.cancel_requested],
-        sort_keys=True,
-        default=str,
-    )
+def _status_fingerprint(record: WorkflowRecord) -> tuple[Any, ...]:
+    """What a ``status`` event shows that can change while a run runs (compared with ``==``)."""
+    # progress is copied: the runner may update the dict it holds in place.
+    return (record.status, dict(record.progress), record.usage, record.cancel_requested)
 
 
 @dataclass(slots=True)
@@ -170,7 +167,7 @@ class _RunLog:
     events: list[RunEvent] = field(default_factory=list)
     #: How many of ``events`` (from the end) are not written yet.
     unwritten: int = 0
-    status: str | None = None
+    status: tuple[Any, ...] | None = None
 
 
 class EventLog:
