@@ -70,6 +70,15 @@ class Settings(BaseSettings):
 
     # --- storage and execution ----------------------------------------------------------------
     database_url: str = "sqlite+aiosqlite:///./data/agentflow.db"
+    database_pool_size: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description=(
+            "PostgreSQL connections per pool of a process (store: this many + as many on bursts; "
+            "checkpointer and job queue: this many each)"
+        ),
+    )
     executor: Literal["local", "queue"] | None = Field(
         default=None, description="local (in-process) or queue (procrastinate); default: queue on PostgreSQL"
     )

@@ -35,8 +35,8 @@ def checkpoint_location(database_url: str) -> str:
 
 
 @asynccontextmanager
-async def open_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSaver[Any]]:
-    """Open and set up the checkpointer; closes its connections on exit."""
+async def open_checkpointer(database_url: str, *, pool_size: int = 10) -> AsyncIterator[BaseCheckpointSaver[Any]]:
+    """Open and set up the checkpointer (PostgreSQL: a pool of at most ``pool_size``); closes it on exit."""
     location = checkpoint_location(database_url)
     if make_url(database_url).get_backend_name() == "sqlite":
         from backend.runs.sqlite_checkpoints import open_sqlite_saver
@@ -52,7 +52,7 @@ async def open_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSa
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         location,
         min_size=1,
-        max_size=20,
+        max_size=pool_size,
         open=False,
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
     )

@@ -118,7 +118,7 @@ async def open_runtime(settings: Settings, *, worker_concurrency: int | None = N
     """Open the engine; ``worker_concurrency`` (queue executor) defaults to the settings' value."""
     setup_tracing()  # once per process, when the OTEL_* environment asks for it (API and worker alike)
     async with AsyncExitStack() as stack:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
         stack.push_async_callback(engine.dispose)
         await run_migrations(engine)
         queue_mode = settings.resolved_executor == "queue"
@@ -126,7 +126,7 @@ async def open_runtime(settings: Settings, *, worker_concurrency: int | None = N
         if queue_mode:
             from backend.runs.queue import JobQueue, QueueExecutor
 
-            queue = JobQueue(libpq_url(settings.database_url))
+            queue = JobQueue(libpq_url(settings.database_url), pool_size=settings.database_pool_size)
             await queue.open()
             stack.push_async_callback(queue.close)
             store = WorkflowStore(engine, defer_jobs=queue.defer_in)
@@ -157,7 +157,9 @@ async def open_runtime(settings: Settings, *, worker_concurrency: int | None = N
             providers = build_providers(settings)
             stack.push_async_callback(providers.aclose)
             allow_model_labels(providers.chat.prices.prices)
-            checkpointer = await stack.enter_async_context(open_checkpointer(settings.database_url))
+            checkpointer = await stack.enter_async_context(
+                open_checkpointer(settings.database_url, pool_size=settings.database_pool_size)
+            )
             return RunRunner(
                 store=store,
                 checkpointer=checkpointer,

@@ -74,8 +74,11 @@ def loads_json(text: str | bytes) -> Any:
         return json.loads(text)
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, NORMAL sync and a busy timeout on every connection."""
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """An async engine; SQLite gets WAL, NORMAL sync and a busy timeout on every connection.
+
+    ``pool_size`` (PostgreSQL): connections kept open, and as many more opened on bursts.
+    """
     ensure_sqlite_directory(url)
     url = store_url(url)
     codec: dict[str, Any] = {"json_serializer": dumps_json, "json_deserializer": loads_json}
@@ -101,7 +104,7 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, **codec)
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, **codec)
 
 
 def _alembic_config(url: str) -> Config:
