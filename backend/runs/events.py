@@ -23,9 +23,11 @@ reader that reconnects with the last number it saw receives every stored event a
 Events are deleted ``retention`` seconds after their run ended (``sweep_forever``).
 
 Tokens: LLM calls stream (``messages`` chunks) only while someone watches the run
-(``watching``, held by every ``RunService.stream``), or always with ``stream_always`` (a stream
-may be in another process: queue executor, several server processes). A call nobody watches is
-made whole and logged as one ``messages`` event: streaming costs CPU per chunk.
+(``watching``, held by every ``RunService.stream``). A stream in another process (queue
+executor, several server processes on PostgreSQL) says so through the change hub every
+``WATCH_RENEW_SECONDS`` (``backend.runs.signals``); with no such channel (several server
+processes on SQLite) calls always stream (``stream_always``). A call nobody watches is made
+whole and logged as one ``messages`` event: streaming costs CPU per chunk.
 
 Written by hand because no library offers a per-run, resumable, batched log over our store: the
 store (SQLAlchemy), the change hub and sse-starlette (at the edge) do the rest.
@@ -199,8 +201,9 @@ class EventLog:
                 self._watchers[workflow_id] = left
 
     def watched(self, workflow_id: str) -> bool:
-        """Whether the run's LLM calls should stream tokens now."""
-        return self.stream_always or workflow_id in self._watchers
+        """Whether the run's LLM calls should stream tokens now (watched here, or in another
+        process that said so through the change hub)."""
+        return self.stream_always or workflow_id in self._watchers or self.hub.watched_elsewhere(workflow_id)
 
     # --- writing (the process executing the run) -------------------------------------------
 

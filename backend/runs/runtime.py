@@ -144,9 +144,10 @@ async def open_runtime(settings: Settings, *, worker_concurrency: int | None = N
             # Model server settings that change answers are part of every cache key.
             model_settings={"base_url": settings.openai_base_url, "temperature": settings.llm_temperature},
         )
-        # A run's stream may be read in another process (queue workers, several server processes):
-        # its LLM calls then always stream tokens, as no process knows who watches elsewhere.
-        events = EventLog(store=store, hub=hub, stream_always=queue_mode or settings.workers > 1)
+        # A run's stream may be read in another process (queue workers, several server processes).
+        # On PostgreSQL the watching process says so by NOTIFY; several SQLite processes have no
+        # such channel, so there every LLM call streams its tokens.
+        events = EventLog(store=store, hub=hub, stream_always=settings.workers > 1 and not store.notifies)
         sweeper = asyncio.create_task(events.sweep_forever(retention=settings.event_retention), name="event-retention")
         stack.push_async_callback(_stop, sweeper)
 

@@ -37,7 +37,7 @@ from backend.runs.cache import ResultCache
 from backend.runs.events import EventLog, RunEvent, events_key, record_fields
 from backend.runs.executor import Executor
 from backend.runs.records import CacheOutcome, WebhookState, WorkflowRecord, WorkflowStatus
-from backend.runs.signals import ChangeHub
+from backend.runs.signals import WATCH_RENEW_SECONDS, ChangeHub, watch_key
 from backend.runs.store import FlightTaken, IdempotencyConflict, Page, WorkflowStore, utcnow
 from backend.runs.store.outbox import WebhookOutbox
 from backend.runs.store.threads import ThreadStore
@@ -430,8 +430,13 @@ class RunService:
         log, key = self.event_log, events_key(workflow_id)
         cursor = after
         quiet_since = time.monotonic()
+        announced = -WATCH_RENEW_SECONDS
         with log.watching(workflow_id):  # while someone watches, the run's LLM calls stream tokens
             while True:
+                if not log.is_live(workflow_id) and time.monotonic() - announced >= WATCH_RENEW_SECONDS:
+                    # The run executes elsewhere (or not yet): its process streams tokens while told.
+                    announced = time.monotonic()
+                    await self.store.announce_watch(key=watch_key(workflow_id))
                 signal = self.hub.watch(key)
                 batch = await log.read(workflow_id, after=cursor)
                 if not batch and not log.is_live(workflow_id):
@@ -454,7 +459,13 @@ class RunService:
                 if time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
                     quiet_since = time.monotonic()
                     yield None
-                await self.hub.wait(signal, KEEPALIVE_SECONDS - (time.monotonic() - quiet_since))
+                await self.hub.wait(
+                    signal,
+                    min(
+                        KEEPALIVE_SECONDS - (time.monotonic() - quiet_since),
+                        WATCH_RENEW_SECONDS - (time.monotonic() - announced),
+                    ),
+                )
 
     # --- cancel -------------------------------------------------------------------------------
 

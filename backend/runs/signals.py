@@ -15,13 +15,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import weakref
 from collections.abc import AsyncIterator
 
-__all__ = ["POLL_SECONDS", "ChangeHub", "listen_for_changes"]
+__all__ = ["POLL_SECONDS", "WATCH_RENEW_SECONDS", "ChangeHub", "listen_for_changes", "watch_key"]
 
 logger = logging.getLogger("agentflow.runs")
 POLL_SECONDS = 0.25
+#: A process watching a run elsewhere says so again this often; the word lasts three times as long.
+WATCH_RENEW_SECONDS = 5.0
+_WATCH_SUFFIX = ":watch"
+
+
+def watch_key(workflow_id: str) -> str:
+    """The key a process notifies to say that someone there watches ``workflow_id``'s events."""
+    return workflow_id + _WATCH_SUFFIX
 
 
 class ChangeHub:
@@ -35,6 +44,8 @@ class ChangeHub:
         #: True when every change of every run reaches this hub (one process, or LISTEN is up).
         self.sees_every_change = sees_every_change
         self._events: weakref.WeakValueDictionary[str, asyncio.Event] = weakref.WeakValueDictionary()
+        #: Runs watched in another process (``watch_key`` notifications) → until when (monotonic).
+        self._watched_elsewhere: dict[str, float] = {}
 
     def watch(self, workflow_id: str) -> asyncio.Event:
         event = self._events.get(workflow_id)
@@ -43,9 +54,24 @@ class ChangeHub:
         return event
 
     def changed(self, workflow_id: str) -> None:
+        if workflow_id.endswith(_WATCH_SUFFIX):
+            self._watched_elsewhere[workflow_id.removesuffix(_WATCH_SUFFIX)] = (
+                time.monotonic() + 3 * WATCH_RENEW_SECONDS
+            )
+            return
         event = self._events.pop(workflow_id, None)
         if event is not None:
             event.set()
+
+    def watched_elsewhere(self, workflow_id: str) -> bool:
+        """Whether another process said, recently enough, that someone there watches the run."""
+        until = self._watched_elsewhere.get(workflow_id)
+        if until is None:
+            return False
+        if until < time.monotonic():
+            del self._watched_elsewhere[workflow_id]
+            return False
+        return True
 
     def changed_all(self) -> None:
         """Wake every waiter (after a gap in notifications, so they re-read their record)."""

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from httpx_sse import connect_sse
 
 from tests.integration.servers import ServerProcess, WorkerProcess
 from tests.standins import OpenAIConfig, StandinServer
@@ -156,3 +157,42 @@ def test_an_idle_worker_takes_new_work(postgres_url: str, standin: StandinServer
         assert {_owners(postgres_url)[first][1], _owners(postgres_url)[second][1]} == {w.name for w in workers}
         for workflow_id in (first, second):
             assert http.get(f"/workflows/{workflow_id}?wait=30").json()["status"] == "completed"
+
+
+def test_a_worker_streams_tokens_only_for_runs_watched_in_another_process(
+    postgres_url: str, standin: StandinServer, processes: ExitStack
+) -> None:
+    """The API says by NOTIFY who watches; the worker streams those runs' calls and no others."""
+    standin.configure(openai=OpenAIConfig(latency=0.5))
+    env = _env(standin, postgres_url)
+    api = ServerProcess({**env, "AGENTFLOW_WORKER_CONCURRENCY": "0"})
+    worker = WorkerProcess(env, concurrency=4)
+    for process in (api, worker):
+        processes.callback(process.kill)
+    _started(api, worker)
+    body = {"max_iterations": 1, "score_threshold": 10, "cache": "bypass"}
+
+    submit = f"{api.base_url}/workflows/reflection"
+    unwatched = httpx.post(submit, json={**body, "topic": "Unwatched ferns"}, timeout=30)
+    done = httpx.get(f"{api.base_url}/workflows/{unwatched.json()['workflow_id']}", params={"wait": 60}, timeout=90)
+    assert done.json()["status"] == "completed"
+
+    watched = httpx.post(submit, json={**body, "topic": "Watched mosses"}, timeout=30)
+    kinds: list[str] = []
+    with (
+        httpx.Client(base_url=api.base_url, timeout=httpx.Timeout(10, read=90)) as http,
+        connect_sse(http, "GET", f"/workflows/{watched.json()['workflow_id']}/events") as source,
+    ):
+        for sse in source.iter_sse():
+            kinds.append(sse.event)
+            if sse.event == "end":
+                break
+    assert "token" in kinds
+
+    def streamed(topic: str) -> list[bool]:
+        calls = [e for e in standin.requests("openai") if topic in (e.get("messages_text") or "")]
+        assert len(calls) == 4, calls
+        return [bool(e.get("stream")) for e in calls]
+
+    assert streamed("Unwatched ferns") == [False] * 4  # nobody watched: whole answers, no chunks
+    assert any(streamed("Watched mosses"))  # told by the API, the worker streamed the calls

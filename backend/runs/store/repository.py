@@ -367,6 +367,12 @@ class WorkflowStore:
             for workflow_id in workflow_ids:
                 await connection.execute(select(func.pg_notify(CHANGES_CHANNEL, workflow_id)))
 
+    async def announce_watch(self, *, key: str) -> None:
+        """Tell every process (NOTIFY) that a run is watched here; nothing to tell on SQLite."""
+        if self.notifies:
+            async with self.engine.begin() as connection:
+                await connection.execute(select(func.pg_notify(CHANGES_CHANNEL, key)))
+
     async def _notify_keys(self, connection: AsyncConnection, keys: Sequence[str]) -> None:
         """One NOTIFY per batch of keys (comma-separated), not one per key."""
         if not self.notifies:
