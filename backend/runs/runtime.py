@@ -189,6 +189,9 @@ async def open_runtime(settings: Settings, *, worker_concurrency: int | None = N
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
             await executor.shutdown(settings.shutdown_grace_seconds)
+            # After the runs have stopped (their last events are pending) and before the engine
+            # is disposed (the exit stack, below): no event write may outlive the store.
+            await events.aclose()
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from backend.api.app import create_app
 from backend.config import Settings
-from backend.runs.store import WorkflowStore, create_engine
+from backend.runs.store import WorkflowStore, create_engine, run_migrations
+from backend.runs.store.database import SQLITE_BUSY_TIMEOUT
 from tests.helpers import reflection_responder, wait_terminal
 from tests.standins import OpenAIConfig, StandinServer
 
@@ -104,3 +108,45 @@ async def test_run_resumes_under_its_original_correlation_id(
     assert any(getattr(r, "event", None) == "workflow_resumed" for r in lines)
     assert {getattr(r, "correlation_id", None) for r in lines} == {"origin-7"}
     assert {getattr(r, "workflow_type", None) for r in lines} == {"reflection"}
+
+
+async def test_a_sqlite_write_waits_for_another_writer_instead_of_failing(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/store.db")
+    try:
+        await run_migrations(engine)
+        async with engine.connect() as connection:  # set when each connection opens
+            timeout = (await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar()
+        assert timeout == SQLITE_BUSY_TIMEOUT * 1000
+        store = WorkflowStore(engine)
+        other = sqlite3.connect(tmp_path / "store.db", isolation_level=None)  # e.g. another process
+        other.execute("BEGIN IMMEDIATE")  # holds SQLite's one write lock
+        release = asyncio.create_task(store.release_leases(owner="gone"))
+        await asyncio.sleep(0.3)  # time for the write to start and find the lock taken
+        assert not release.done()  # waiting, not failed
+        other.execute("COMMIT")
+        other.close()
+        await release  # it waited, then wrote
+    finally:
+        await engine.dispose()
+
+
+async def test_shutdown_completes_when_releasing_leases_fails(
+    make_settings: Callable[..., Settings], standin: StandinServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    standin.configure(openai=OpenAIConfig(latency=30.0))
+    app = create_app(make_settings(shutdown_grace_seconds=0.0))
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        workflow_id = (await client.post("/workflows/reflection", json={"topic": "t"})).json()["workflow_id"]
+        runs = app.state.runs
+        async with asyncio.timeout(60):
+            while (await runs.get(workflow_id=workflow_id)).status.value != "running":
+                await asyncio.sleep(0.02)
+
+    async def busy(*, owner: str) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    runs.executor.store.release_leases = busy
+    await lifespan.__aexit__(None, None, None)  # does not raise
+    assert any(getattr(r, "event", None) == "executor_release_failed" for r in caplog.records)

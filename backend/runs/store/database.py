@@ -21,7 +21,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 if TYPE_CHECKING:
     from alembic.config import Config
 
-__all__ = ["create_engine", "ensure_sqlite_directory", "is_postgres", "libpq_url", "run_migrations", "store_url"]
+__all__ = [
+    "SQLITE_BUSY_TIMEOUT",
+    "create_engine",
+    "ensure_sqlite_directory",
+    "is_postgres",
+    "libpq_url",
+    "run_migrations",
+    "store_url",
+]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 0x6167_666C  # "agfl": the advisory lock that serialises schema upgrades
@@ -55,19 +63,33 @@ def libpq_url(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+#: Seconds a SQLite write waits for another connection's write to end before failing with
+#: "database is locked". SQLite has one writer at a time; with several pooled connections (runs,
+#: the event log, lease upkeep, shutdown) a write queues behind the others, and on a loaded
+#: machine a queue of them can take seconds.
+SQLITE_BUSY_TIMEOUT = 30.0
+
+
 def create_engine(url: str) -> AsyncEngine:
     """An async engine; SQLite gets WAL, NORMAL sync and a busy timeout on every connection."""
     ensure_sqlite_directory(url)
     url = store_url(url)
     if make_url(url).get_backend_name() == "sqlite":
-        engine = create_async_engine(url, pool_size=4, max_overflow=4, pool_pre_ping=False)
+        engine = create_async_engine(
+            url,
+            pool_size=4,
+            max_overflow=4,
+            pool_pre_ping=False,
+            # Set when the connection opens (sqlite3's own ``timeout``), so it covers the first
+            # statements too, the pragmas below included.
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT},
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=10000")
             cursor.close()
 
         return engine
