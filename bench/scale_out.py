@@ -1,4 +1,5 @@
-"""B9: throughput of the queue executor with 1, 2 and 4 worker processes at upstream latency 1 s.
+"""B9: throughput of the queue executor with 1, 2 and 4 worker processes at upstream latency 1 s
+(the profile's ``b9_latency``).
 
 One fresh PostgreSQL database, one API process that only accepts (``agentflow serve
 --worker-concurrency 0``), and ``agentflow worker`` processes with the same per-worker
@@ -65,7 +66,7 @@ def _wait_worker(child: Child, *, timeout: float = 90.0) -> None:
 
 
 def _burst(bench: Bench, api: Child, runs: int) -> dict[str, Any]:
-    bench.standin_latency(openai=1.0, search=1.0)
+    bench.standin_latency(openai=bench.profile.b9_latency, search=bench.profile.b9_latency)
     spec = {
         "mode": "burst",
         "base_url": f"http://127.0.0.1:{api.port}",
@@ -91,14 +92,15 @@ def _measure_all(bench: Bench, *, concurrency: int, runs: int) -> dict[int, dict
         api = bench.children.server("b9-api", env)
         workers: list[Child] = []
         try:
-            bench.children.ready(api)
-            wait_http_ready(f"http://127.0.0.1:{api.port}/readyz", timeout=90, child=api)
             for count in WORKER_COUNTS:
                 argv = [str(VENV_BIN / "agentflow"), "worker", "--concurrency", str(concurrency)]
                 new = [
                     bench.children.spawn(f"b9-worker-{n}", argv, env=clean_env(env), cwd=bench.workdir)
                     for n in range(len(workers), count)
                 ]
+                if not workers:  # the first workers start alongside the API: nothing is measured yet
+                    bench.children.ready(api)
+                    wait_http_ready(f"http://127.0.0.1:{api.port}/readyz", timeout=90, child=api)
                 for child in new:
                     _wait_worker(child)
                 workers += new

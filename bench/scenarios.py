@@ -261,7 +261,7 @@ class Bench:
     def b7_idle_rss(self, server: Child) -> list[Row]:
         time.sleep(self.profile.b7_settle)
         samples = []
-        for _ in range(5 if self.profile.name == "quick" else 10):
+        for _ in range(self.profile.b7_samples):
             samples.append(rss_bytes(server.pid))
             time.sleep(0.1)
         value = statistics.median(samples) / MIB
