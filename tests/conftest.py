@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import signal
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -35,6 +36,11 @@ REDIS_URL = os.environ.get("AGENTFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/1
 # Read above, then dropped: a developer's AGENTFLOW_* settings must not leak into test servers.
 for _name in [n for n in os.environ if n.startswith("AGENTFLOW_") and n != "AGENTFLOW_REQUIRE_SERVICES"]:
     os.environ.pop(_name, None)
+
+# A shell starts background jobs with SIGINT ignored, and every process a test starts would inherit
+# that: CLI tests that press Ctrl-C (SIGINT) would then see nothing happen. Restore the default.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 _real_connect = socket.socket.connect
 
