@@ -60,6 +60,23 @@ def _loopback_only(self: socket.socket, address: Any) -> Any:
 socket.socket.connect = _loopback_only  # type: ignore[method-assign]
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Make ``--dist loadgroup`` group again under pytest 9.2.
+
+    pytest-xdist 3.8 puts a test marked ``xdist_group`` in its group by suffixing ``item._nodeid``
+    ("...@group"), in its own hook of this name (this one runs after it); pytest 9.2 reads a node
+    id from ``item._id`` instead, so the group never reached the scheduler and grouped tests (the
+    browser tests, a module's shared server) ran on any process.
+    """
+    from _pytest.nodeid import NodeId
+
+    for item in items:
+        grouped = getattr(item, "_nodeid", None)
+        if isinstance(grouped, str) and "@" in grouped and item.nodeid != grouped:
+            item._id = NodeId.parse(grouped)
+
+
 def service_available(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.5):

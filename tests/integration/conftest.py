@@ -46,6 +46,8 @@ def start(
 SHARED_SERVERS = frozenset({"served", "server", "edge_server"})
 
 
+# tryfirst: xdist reads the groups in its own hook of the same name, which must come after.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).resolve().parent
     for item in items:
