@@ -15,7 +15,7 @@ from pathlib import Path
 from types import FrameType
 
 from bench._procs import REPO, Child, raise_fd_limit
-from bench.profiles import FULL, QUICK
+from bench.profiles import FULL, QUICK, SMOKE
 from bench.report import Row, format_table, write_json
 from bench.scale_out import b2q_queue_burst, b9_workers
 from bench.scenarios import Bench
@@ -26,7 +26,11 @@ Log = Callable[[str], None]
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="reduced sizes: under a minute on 2 cores")
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument("--quick", action="store_true", help="reduced sizes: under a minute on 2 cores")
+    sizes.add_argument(
+        "--smoke", action="store_true", help="the smallest sizes that run every row (the test suite's end-to-end check)"
+    )
     parser.add_argument(
         "--json-out",
         type=Path,
@@ -167,7 +171,7 @@ def _run_all(bench: Bench, only: set[str], rows: list[Row], log: Log) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    profile = QUICK if args.quick else FULL
+    profile = SMOKE if args.smoke else QUICK if args.quick else FULL
     only = _selected(args.only)
     raise_fd_limit()
     _terminate_on_signal()

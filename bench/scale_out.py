@@ -240,7 +240,7 @@ def queue_setup(
 
 
 def _burst(bench: Bench, setup: QueueSetup, runs: int) -> dict[str, Any]:
-    bench.standin_latency(openai=1.0, search=1.0)
+    bench.standin_latency(openai=bench.profile.b9_latency, search=bench.profile.b9_latency)
     spec = {
         "mode": "burst",
         "base_url": setup.base_url,

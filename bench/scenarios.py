@@ -266,7 +266,7 @@ class Bench:
     def b7_idle_rss(self, server: Child) -> list[Row]:
         time.sleep(self.profile.b7_settle)
         samples = []
-        for _ in range(5 if self.profile.name == "quick" else 10):
+        for _ in range(self.profile.b7_samples):
             samples.append(rss_bytes(server.pid))
             time.sleep(0.1)
         value = statistics.median(samples) / MIB
@@ -439,7 +439,8 @@ class Bench:
             cpu = meter.stop()
             ids += result["ids"]
             completed = result["completed"]
-            label = "server CPU per run, " + ("one at a time" if concurrency == 1 else f"{concurrency} at a time") + suffix
+            pace = "one at a time" if concurrency == 1 else f"{concurrency} at a time"
+            label = f"server CPU per run, {pace}{suffix}"
             if completed == 0:
                 rows.append(
                     Row.failed(f"B3.{key}.{tag.lower()}", "B3", label, f"no run completed: {result['statuses']}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import signal
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -36,6 +37,11 @@ REDIS_URL = os.environ.get("AGENTFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/1
 for _name in [n for n in os.environ if n.startswith("AGENTFLOW_") and n != "AGENTFLOW_REQUIRE_SERVICES"]:
     os.environ.pop(_name, None)
 
+# A shell starts background jobs with SIGINT ignored, and every process a test starts would inherit
+# that: CLI tests that press Ctrl-C (SIGINT) would then see nothing happen. Restore the default.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 _real_connect = socket.socket.connect
 
 
@@ -52,6 +58,23 @@ def _loopback_only(self: socket.socket, address: Any) -> Any:
 
 
 socket.socket.connect = _loopback_only  # type: ignore[method-assign]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Make ``--dist loadgroup`` group again under pytest 9.2.
+
+    pytest-xdist 3.8 puts a test marked ``xdist_group`` in its group by suffixing ``item._nodeid``
+    ("...@group"), in its own hook of this name (this one runs after it); pytest 9.2 reads a node
+    id from ``item._id`` instead, so the group never reached the scheduler and grouped tests (the
+    browser tests, a module's shared server) ran on any process.
+    """
+    from _pytest.nodeid import NodeId
+
+    for item in items:
+        grouped = getattr(item, "_nodeid", None)
+        if isinstance(grouped, str) and "@" in grouped and item.nodeid != grouped:
+            item._id = NodeId.parse(grouped)
 
 
 def service_available(host: str, port: int) -> bool:

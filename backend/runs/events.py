@@ -295,6 +295,23 @@ class EventLog:
         self._flushing = asyncio.create_task(self._write(), name="event-log-flush")
         await asyncio.shield(self._flushing)
 
+    async def aclose(self) -> None:
+        """Write what is pending and stop the flush timer (at shutdown, before the engine closes).
+
+        Without it a flush scheduled by the last events could start after the store's engine is
+        disposed and the event loop closed, and those events would be lost.
+        """
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if any(run.unwritten for run in self._runs.values()):
+            await self.flush()
+        else:
+            await self._settle()
+        if self._timer is not None:  # a write that failed re-armed it; nothing will run it now
+            self._timer.cancel()
+            self._timer = None
+
     async def _settle(self) -> None:
         while self._flushing is not None:
             with contextlib.suppress(Exception):

@@ -101,7 +101,16 @@ class LocalExecutor:
             task.cancel()
         if leftover:
             await asyncio.gather(*leftover, return_exceptions=True)
-            await self.store.release_leases(owner=self.owner)
+            try:
+                await self.store.release_leases(owner=self.owner)
+            except Exception:
+                # Shutdown goes on: the runs stay resumable either way, as a lease whose owner
+                # is gone (or expired) is claimed by the next process's sweep.
+                logger.warning(
+                    "could not release the leases of unfinished runs; they are resumed once claimed",
+                    exc_info=True,
+                    extra={"event": "executor_release_failed"},
+                )
             logger.info("left %d workflow runs resumable", len(leftover), extra={"event": "executor_stopped"})
         _THIS_PROCESS_OWNERS.discard(self.owner)
 

@@ -216,6 +216,9 @@ async def open_runtime(settings: Settings, *, worker_concurrency: int | None = N
                 await sweeper
             await executor.shutdown(settings.shutdown_grace_seconds)
             await runner.close()  # a load still under way stops here, before what it would open closes
+            # After the runs have stopped (their last events are pending) and before the engine
+            # is disposed (the exit stack, below): no event write may outlive the store.
+            await events.aclose()
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from backend.api.app import create_app
 from backend.config import Settings
-from backend.runs.store import WorkflowStore, create_engine
+from backend.runs.store import WorkflowStore, create_engine, run_migrations
+from backend.runs.store.database import SQLITE_BUSY_TIMEOUT
 from tests.helpers import reflection_responder, wait_terminal
 from tests.standins import OpenAIConfig, StandinServer
 
@@ -104,3 +109,49 @@ async def test_run_resumes_under_its_original_correlation_id(
     assert any(getattr(r, "event", None) == "workflow_resumed" for r in lines)
     assert {getattr(r, "correlation_id", None) for r in lines} == {"origin-7"}
     assert {getattr(r, "workflow_type", None) for r in lines} == {"reflection"}
+
+
+async def test_a_sqlite_write_waits_for_another_writer_instead_of_failing(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/store.db")
+    try:
+        await run_migrations(engine)
+        async with engine.connect() as connection:  # set when each connection opens
+            timeout = (await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar()
+        assert timeout == SQLITE_BUSY_TIMEOUT * 1000
+        store = WorkflowStore(engine)
+        # Another process holds SQLite's one write lock, and lets go a moment later. The store's
+        # calls run on the loop (backend.runs.store.inline_sqlite), so the write waits in SQLite's
+        # busy handler until then, and succeeds.
+        other = sqlite3.connect(tmp_path / "store.db", isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")
+        letting_go = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+        letting_go.start()
+        try:
+            await store.release_leases(owner="gone")  # waited, then wrote: no "database is locked"
+        finally:
+            letting_go.join()
+            other.close()
+    finally:
+        await engine.dispose()
+
+
+async def test_shutdown_completes_when_releasing_leases_fails(
+    make_settings: Callable[..., Settings], standin: StandinServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    standin.configure(openai=OpenAIConfig(latency=30.0))
+    app = create_app(make_settings(shutdown_grace_seconds=0.0))
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        workflow_id = (await client.post("/workflows/reflection", json={"topic": "t"})).json()["workflow_id"]
+        runs = app.state.runs
+        async with asyncio.timeout(60):
+            while (await runs.get(workflow_id=workflow_id)).status.value != "running":
+                await asyncio.sleep(0.02)
+
+    async def busy(*, owner: str) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    runs.executor.store.release_leases = busy
+    await lifespan.__aexit__(None, None, None)  # does not raise
+    assert any(getattr(r, "event", None) == "executor_release_failed" for r in caplog.records)

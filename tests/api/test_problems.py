@@ -94,17 +94,27 @@ async def test_a_query_that_is_not_utf8_is_400_naming_the_parameter(client: http
     assert (await client.get("/workflows?utm=%ff%00")).status_code == 200
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def test_nul_in_a_path_or_cursor_never_reaches_the_store(
-    backend: str,
-    make_settings: Callable[..., Settings],
-    app_factory: Callable[[Settings], Any],
-    request: pytest.FixtureRequest,
-) -> None:
-    overrides: dict[str, Any] = {}
+@pytest.fixture
+def backend_overrides(backend: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings for an app on ``backend`` (for PostgreSQL, a fresh database)."""
     if backend == "postgres":
-        overrides = {"database_url": request.getfixturevalue("postgres_url"), "executor": "local"}
-    client = await app_factory(make_settings(**overrides))
+        return {"database_url": request.getfixturevalue("postgres_url"), "executor": "local"}
+    return {}
+
+
+@pytest.fixture
+async def client_on_backend(
+    backend_overrides: dict[str, Any], make_settings: Callable[..., Settings], app_factory: Callable[[Settings], Any]
+) -> httpx.AsyncClient:
+    """A client of an app on ``backend``. Its database is set up before the app and so torn down
+    after it: a PostgreSQL database dropped under a running app hangs the app's shutdown."""
+    client: httpx.AsyncClient = await app_factory(make_settings(**backend_overrides))
+    return client
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_nul_in_a_path_or_cursor_never_reaches_the_store(client_on_backend: httpx.AsyncClient) -> None:
+    client = client_on_backend
     for url in ("/workflows/abc%00def", "/workflows/abc%00def/events", "/workflows/abc%00def/cancel"):
         response = await client.request("POST" if url.endswith("cancel") else "GET", url)
         assert fields(problem(response, 422)) == ["path.workflow_id"]
@@ -113,16 +123,8 @@ async def test_nul_in_a_path_or_cursor_never_reaches_the_store(
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def test_a_crafted_cursor_holding_nul_is_a_422(
-    backend: str,
-    make_settings: Callable[..., Settings],
-    app_factory: Callable[[Settings], Any],
-    request: pytest.FixtureRequest,
-) -> None:
-    overrides: dict[str, Any] = {}
-    if backend == "postgres":
-        overrides = {"database_url": request.getfixturevalue("postgres_url"), "executor": "local"}
-    client = await app_factory(make_settings(**overrides))
+async def test_a_crafted_cursor_holding_nul_is_a_422(client_on_backend: httpx.AsyncClient) -> None:
+    client = client_on_backend
     # The cursor's own text is plain base64; the id inside it is not storable.
     crafted = base64.urlsafe_b64encode(json.dumps(["2026-01-01T00:00:00+00:00", "a\u0000b"]).encode()).decode()
     response = await client.get(f"/workflows?cursor={crafted.rstrip('=')}")

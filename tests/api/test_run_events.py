@@ -194,6 +194,16 @@ async def test_a_resumed_run_numbers_after_a_gap_and_never_reuses_a_number(store
     assert [event.seq for event in await second.read("run-1", after=0)] == [1, 2, 3, 4, 5, resumed.seq]
 
 
+async def test_closing_the_log_writes_pending_events_and_leaves_no_flush_behind(store: WorkflowStore) -> None:
+    log = EventLog(store=store, hub=ChangeHub(sees_every_change=True), flush_interval=3600)
+    await store.create(record=_record("run-c"))
+    await log.open("run-c", resumed=False)
+    log.emit("run-c", "custom", {"n": 1})  # arms the (hour-long) flush timer
+    await log.aclose()  # what shutdown does before the engine is disposed
+    assert [seq for seq, _, _ in await store.events(workflow_id="run-c")] == [1]
+    assert log._timer is None and log._flushing is None  # nothing left to write after the engine closes
+
+
 async def test_memory_serves_no_further_than_the_gap_past_the_stored_events(store: WorkflowStore) -> None:
     log = EventLog(store=store, hub=ChangeHub(sees_every_change=True), flush_interval=3600)
     await store.create(record=_record("run-2"))

@@ -105,6 +105,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, standins: StandinServer) ->
     process.terminate()
 
 
+# tryfirst: xdist reads the groups in its own hook of the same name, which must come after.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Keep every browser test on one xdist worker: one Chromium install check, one browser at a time."""
     here = Path(__file__).resolve().parent

@@ -38,3 +38,20 @@ def start(
         return client
 
     return start_app
+
+
+#: Module-scoped fixtures that start a server process (test_langgraph_sdk, test_cli_client,
+#: test_http_edge). The tests using one run on one xdist worker, so the server starts once rather
+#: than once per worker that happens to get one of them.
+SHARED_SERVERS = frozenset({"served", "server", "edge_server"})
+
+
+# tryfirst: xdist reads the groups in its own hook of the same name, which must come after.
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if item.path.resolve().parent != here or not isinstance(item, pytest.Function):
+            continue
+        for name in sorted(SHARED_SERVERS.intersection(item.fixturenames)):
+            item.add_marker(pytest.mark.xdist_group(f"{item.path.stem}.{name}"))

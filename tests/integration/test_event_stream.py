@@ -4,15 +4,20 @@
   later event exactly once, also when the server is stopped mid-run (SIGTERM or SIGKILL) and
   started again on the same SQLite file: the run resumes there and the stream continues. What
   the client received is compared with the run's full stored event log.
-- Token events arrive while the run is still running (the stand-in answers slowly).
+- Token events arrive while the run is still running. LLM calls stream tokens only while a
+  client watches the run, so the stand-in holds each critique until the test lets it through:
+  the text call that follows it starts only once the reconnected client is known to watch.
 - Cross-process: an API process (PostgreSQL, queue executor, no worker) streams a run that an
   ``agentflow worker`` process executes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -24,7 +29,7 @@ import pytest
 from httpx_sse import connect_sse
 
 from tests.integration.servers import ServerProcess, WorkerProcess
-from tests.standins import OpenAIConfig, StandinServer
+from tests.standins import ChatRequest, OpenAIConfig, StandinServer
 
 pytestmark = pytest.mark.slow
 #: Start-up allowance: this machine is shared and loaded (imports alone have taken 60 s).
@@ -79,6 +84,34 @@ def _shown(stored: list[tuple[int, str, Any]]) -> list[tuple[str, int]]:
     return [(name, seq) for seq, kind, data in stored if (name := _visible(kind, data)) is not None]
 
 
+class CritiqueHold:
+    """Holds the critique of draft version N at the stand-in until ``release(N)`` (or ``open()``).
+
+    A reflection run alternates text calls (draft, revise) and critiques, so holding a critique
+    decides when the next text call may start. A text call streams tokens only if someone
+    watches the run when it starts; releasing a critique once a client has received an event
+    (its watch is registered before the server sends anything) makes the next text call stream.
+    """
+
+    def __init__(self) -> None:
+        self._released = 0
+
+    def release(self, version: int) -> None:
+        self._released = max(self._released, version)
+
+    def open(self) -> None:
+        self.release(1_000_000)
+
+    async def respond(self, request: ChatRequest) -> None:
+        """Answer nothing (the stand-in's default answer follows), a critique only once released."""
+        if request.schema_name is None:
+            return  # a text call: at once
+        found = re.search(r'<draft version="(\d+)">', request.last_user_message)
+        version = int(found.group(1)) if found else 0
+        while version > self._released:  # polled: the test thread sets it, the stand-in's loop reads it
+            await asyncio.sleep(0.02)
+
+
 @pytest.fixture
 def processes() -> Iterator[ExitStack]:
     with ExitStack() as stack:
@@ -89,7 +122,9 @@ def processes() -> Iterator[ExitStack]:
 def test_a_reconnecting_client_gets_every_event_once_across_a_restart(
     stop: str, tmp_path: Path, standin: StandinServer, processes: ExitStack
 ) -> None:
-    standin.configure(openai=OpenAIConfig(latency=1.0))
+    hold = CritiqueHold()
+    processes.callback(hold.open)  # never leave a request held in the shared stand-in
+    standin.configure(openai=OpenAIConfig(responder=hold.respond))
     database = tmp_path / "events.db"
     env = {
         **standin.env(),
@@ -101,12 +136,17 @@ def test_a_reconnecting_client_gets_every_event_once_across_a_restart(
     first.start(START)
     workflow_id = httpx.post(f"{first.base_url}/workflows/reflection", json=BODY, timeout=30).json()["workflow_id"]
 
-    # 1. Three events, then the client goes away.
-    part1 = _read(first.base_url, workflow_id, stop=lambda events: len(events) >= 3)
-    assert len(part1) == 3 and part1[0][0] == "update"
+    # 1. Two events (``running``, then the draft's update or its tokens: both come before the
+    # first critique is answered), then the client goes away.
+    part1 = _read(first.base_url, workflow_id, stop=lambda events: len(events) >= 2)
+    assert len(part1) == 2 and part1[0][0] == "update"
+    hold.release(1)
 
-    # 2. Reconnect after the third; the server stops mid-run while this stream is open.
+    # 2. Reconnect after the second; the server stops mid-run while this stream is open. Its first
+    # event proves it watches, so the revision after the second critique streams its tokens;
+    # the third critique stays held, so the run is still running when the server stops.
     def tokens_while_running(events: list[Event]) -> bool:
+        hold.release(2)
         if events[-1][0] == "token" and [name for name, _, _ in events].count("token") == 1:
             status = httpx.get(f"{first.base_url}/workflows/{workflow_id}", timeout=10).json()["status"]
             assert status == "running", "a token arrived only after the run ended"
@@ -114,10 +154,18 @@ def test_a_reconnecting_client_gets_every_event_once_across_a_restart(
 
     part2 = _read(first.base_url, workflow_id, after=part1[-1][1], stop=tokens_while_running)
     assert part2 and part2[-1][0] != "end", "the run ended before the server could be stopped"
+    assert any(name == "token" for name, _, _ in part2)
+    # Events are written every 0.1 s, and a SIGKILL loses what is not: wait until a token is
+    # stored (the run waits on the held critique meanwhile), so the log compared below has one.
+    deadline = time.monotonic() + 60
+    while "token" not in {name for name, _ in _shown(_stored_sqlite(database, workflow_id))}:
+        assert time.monotonic() < deadline, "no token event was stored"
+        time.sleep(0.05)
     if stop == "sigterm":
         first.terminate()
     else:
         first.kill()
+    hold.open()
 
     # 3. Same file, same port: the run resumes; reconnect after the last event received.
     second = ServerProcess(env, port=first.port)

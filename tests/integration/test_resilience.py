@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -167,5 +168,22 @@ async def test_rate_limited_upstream_is_waited_for_not_hammered(
     client = await app_factory(settings_for_faults(make_settings, llm_call_deadline=30.0, llm_max_retries=8))
     finals = await run_many(client, 50, max_iterations=1)
     assert Counter(f["status"] for f in finals) == {"completed": 50}
-    received_429 = sum(1 for e in standin.requests("openai") if e["status"] == 429)
-    assert received_429 <= 50, received_429
+    # How many 429s a burst earns depends on the machine's speed (how many calls were in flight
+    # when the window filled); what the code guarantees is the wait: a call answered 429 is sent
+    # again only after the Retry-After it was given. Its attempts share one message hash (every
+    # run has its own topic), and the journal closes an entry before the answer's last byte
+    # leaves, so the client's wait lies wholly inside the gap the journal shows.
+    attempts: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for entry in standin.requests("openai"):
+        attempts[entry["messages_sha256"]].append(entry)
+    assert len(attempts) == 100  # draft and critique of each run: one call each, however often sent
+    waits = 0
+    for call in attempts.values():
+        call.sort(key=lambda e: e["started_at"])
+        assert call[-1]["status"] == 200, call
+        for refused, retry in itertools.pairwise(call):
+            if refused["status"] == 429:
+                # 2 ms: the journal's clock is the wall clock, the client's the monotonic one.
+                assert retry["started_at"] - refused["finished_at"] >= refused["retry_after"] - 0.002, (refused, retry)
+                waits += 1
+    assert waits == sum(1 for e in standin.requests("openai") if e["status"] == 429)  # each 429 was waited out

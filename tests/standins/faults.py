@@ -69,10 +69,12 @@ async def gate(request: Request, upstream: str, render_error: ErrorRenderer) -> 
     decision = state.admit(upstream, request.url.path)
     entry = journal_entry(request)
     if decision.rate_limited:
-        state.journal.annotate(entry, fault="rate_limited")
         seconds = decision.retry_after
+        headers = retry_after_headers(seconds)
+        # The wait as a client reads it (``retry-after-ms``), so tests can check it was honoured.
+        state.journal.annotate(entry, fault="rate_limited", retry_after=int(headers["retry-after-ms"]) / 1000)
         message = f"Rate limit reached: {behaviour.rpm} requests per min. Please try again in {seconds:.2f}s."
-        return GateResult(response=render_error(429, message, retry_after_headers(seconds)))
+        return GateResult(response=render_error(429, message, headers))
     if decision.latency > 0:
         await asyncio.sleep(decision.latency)
     fault = decision.fault
@@ -82,6 +84,8 @@ async def gate(request: Request, upstream: str, render_error: ErrorRenderer) -> 
     if fault.isdigit():
         status = int(fault)
         headers = retry_after_headers(behaviour.retry_after_seconds) if status == 429 else {}
+        if headers:
+            state.journal.annotate(entry, retry_after=int(headers["retry-after-ms"]) / 1000)
         message = STATUS_MESSAGES.get(status, f"Injected stand-in error {status}.")
         return GateResult(response=render_error(status, message, headers))
     if fault == "timeout":

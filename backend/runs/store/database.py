@@ -23,7 +23,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 if TYPE_CHECKING:
     from alembic.config import Config
 
-__all__ = ["create_engine", "ensure_sqlite_directory", "is_postgres", "libpq_url", "run_migrations", "store_url"]
+__all__ = [
+    "SQLITE_BUSY_TIMEOUT",
+    "create_engine",
+    "ensure_sqlite_directory",
+    "is_postgres",
+    "libpq_url",
+    "run_migrations",
+    "store_url",
+]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 0x6167_666C  # "agfl": the advisory lock that serialises schema upgrades
@@ -55,6 +63,13 @@ def store_url(url: str) -> str:
 def libpq_url(url: str) -> str:
     """A plain ``postgresql://`` URL for libpq clients (checkpointer, job queue, LISTEN)."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+#: Seconds a SQLite write waits for another process's write to end before failing with
+#: "database is locked" (SQLite has one writer at a time). Within a process writes never wait on
+#: each other (``inline_sqlite``); another process (``--workers`` > 1, ``agentflow keys``) holds
+#: the lock for one short transaction at a time.
+SQLITE_BUSY_TIMEOUT = 10.0
 
 
 def dumps_json(value: Any) -> str:
@@ -90,8 +105,10 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             pool_size=4,
             max_overflow=4,
             pool_pre_ping=False,
-            # aiosqlite's interface without its thread: see backend.runs.store.inline_sqlite.
-            connect_args={"async_creator_fn": inline_sqlite.connect},
+            # aiosqlite's interface without its thread: see backend.runs.store.inline_sqlite. The
+            # busy timeout is set when the connection opens (sqlite3's own ``timeout``), so it
+            # covers the first statements too, the pragmas below included.
+            connect_args={"async_creator_fn": inline_sqlite.connect, "timeout": SQLITE_BUSY_TIMEOUT},
             **codec,
         )
 
@@ -100,7 +117,6 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=10000")
             cursor.close()
 
         return engine
