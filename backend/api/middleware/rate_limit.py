@@ -22,7 +22,6 @@ from typing import Any
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from slowapi import Limiter
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agents.errors import RateLimited
@@ -147,11 +146,16 @@ class RateLimitMiddleware:
             await response(scope, receive, send)
             return
 
+        raw = [
+            (b"x-ratelimit-limit", headers["X-RateLimit-Limit"].encode("latin-1")),
+            (b"x-ratelimit-remaining", headers["X-RateLimit-Remaining"].encode("latin-1")),
+            (b"x-ratelimit-reset", headers["X-RateLimit-Reset"].encode("latin-1")),
+        ]
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                mutable = MutableHeaders(scope=message)
-                for name, value in headers.items():
-                    mutable[name] = value
+                # Appended, not set through MutableHeaders (a scan per header): no route sets them.
+                message["headers"] = [*message.get("headers", ()), *raw]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
