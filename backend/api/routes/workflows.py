@@ -4,6 +4,7 @@
 # workflow's request model, bound at runtime, and FastAPI reads it from the live annotation.
 
 import json
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -151,13 +152,13 @@ class SubmitRoute(APIRoute):
         if spec is None or tracing_requested():
             return standard
         request_model = spec.request_model
-        fast_for: dict[int, bool] = {}  # per app: id(app) → whether its dependencies allow it
+        fast_for: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()  # per app: its verdict
 
         async def handle(request: Request) -> Response:
             app = request.app
-            allowed = fast_for.get(id(app))
+            allowed = fast_for.get(app)
             if allowed is None:
-                allowed = fast_for[id(app)] = _only_fast_dependencies(app, self)
+                allowed = fast_for[app] = _only_fast_dependencies(app, self)
             headers = request.headers
             if (
                 not allowed
