@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.routing import APIRoute, iter_route_contexts
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter
 from sse_starlette import EventSourceResponse
 
 from agents.errors import Conflict, InvalidInput, ProviderNotConfigured, QuotaExceeded, ServiceUnavailable
@@ -173,7 +173,7 @@ class SubmitRoute(APIRoute):
             raw = await request.body()  # cached on the request: the fallback reads it again for free
             try:
                 body = request_model.model_validate(json.loads(raw), from_attributes=True)
-            except (ValueError, ValidationError):  # FastAPI renders the problem (ValidationError is a ValueError)
+            except Exception:  # e.g. ValueError, ValidationError, RecursionError: FastAPI renders the problem
                 return await standard(request)
             caller = await current_caller(request)
             record, code = await _accept(spec, body, request, caller, None, idempotency_key)
