@@ -12,6 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from agents.metrics import metrics as process_metrics
+from backend import heap
 from backend.api.auth import AuthMiddleware
 from backend.api.deps import storable_parameters
 from backend.api.errors import install_error_handlers
@@ -61,6 +62,8 @@ def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
             async with open_runtime(settings) as runs:
                 app.state.runs = runs
                 app.state.keys = KeyService(ApiKeyStore(runs.store.engine), secret=settings.key_secret)
+                if getattr(app.state, "settle_heap", False):
+                    heap.settle()  # everything start-up built stays out of every later collection
                 yield
         finally:
             write_synchronously()  # the server's last lines must not wait in a queue (see there)
@@ -137,4 +140,6 @@ def create_app_from_env() -> FastAPI:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format, background=True)
     prepare_metrics_dir(settings.workers)  # before the first metric: workers share one directory
-    return create_app(settings)
+    app = create_app(settings)
+    app.state.settle_heap = True  # a serving process: freeze the heap after start-up (backend.heap)
+    return app

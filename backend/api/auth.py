@@ -2,19 +2,22 @@
 
 The middleware runs before rate limiting, so limits are keyed by the authenticated key id, never by
 a header value nobody checked. The dependencies (``CallerDep``, ``AdminCallerDep``, ``require_admin``) enforce
-``AGENTFLOW_AUTH`` per route and declare the Bearer and ``X-API-Key`` schemes in OpenAPI, which gives
-``/docs`` a working Authorize button. Every refusal is logged as ``event=auth_failed`` with the
+``AGENTFLOW_AUTH`` per route; every operation using one documents the Bearer and
+``X-API-Key`` schemes in OpenAPI (``SECURITY_SCHEMES``), which gives ``/docs`` a working
+Authorize button. Every refusal is logged as ``event=auth_failed`` with the
 key's prefix, never its secret.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyHeader, HTTPBearer
+from fastapi.security.base import SecurityBase
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agents.errors import Forbidden, Unauthorized
@@ -24,6 +27,8 @@ from backend.runs.keys import AuthOutcome, KeyService
 from backend.runs.store.keys import ApiKey
 
 __all__ = [
+    "KEY_DEPENDENCIES",
+    "SECURITY_SCHEMES",
     "AdminCallerDep",
     "AuthMiddleware",
     "Caller",
@@ -91,8 +96,14 @@ class Caller:
         return self.key.id if self.key is not None else ""
 
 
-_bearer = HTTPBearer(auto_error=False, description="An agentflow API key (`af_live_…`).")
-_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The same key, as a header.")
+#: How a key is presented, for OpenAPI (``/docs``' Authorize button): documented on every operation
+#: that depends on the caller (``backend.api.openapi.with_security``). Not dependencies themselves:
+#: ``AuthMiddleware`` already read the key, and each FastAPI dependency costs every request ~20 µs
+#: of solving, whatever it does.
+SECURITY_SCHEMES: tuple[SecurityBase, ...] = (
+    HTTPBearer(auto_error=False, description="An agentflow API key (`af_live_…`)."),
+    APIKeyHeader(name="X-API-Key", auto_error=False, description="The same key, as a header."),
+)
 
 
 def _refuse(request: Request, reason: str, prefix: str | None) -> Unauthorized:
@@ -107,20 +118,15 @@ def _refuse(request: Request, reason: str, prefix: str | None) -> Unauthorized:
     return Unauthorized(messages.get(reason, "The API key is not valid."))
 
 
-async def _outcome(
-    request: Request,
-    _bearer_token: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    _header_key: Annotated[str | None, Depends(_api_key_header)],
-) -> AuthOutcome | None:
-    # The security dependencies above only declare the schemes for OpenAPI; the middleware has
-    # already authenticated whatever key the request carries.
+def _outcome(request: Request) -> AuthOutcome | None:
     outcome: AuthOutcome | None = request.scope.get("state", {}).get(STATE_KEY)
     return outcome
 
 
 @raises(Unauthorized)
-async def current_caller(request: Request, outcome: Annotated[AuthOutcome | None, Depends(_outcome)]) -> Caller:
+async def current_caller(request: Request) -> Caller:
     """The caller of a protected route; 401 when ``AGENTFLOW_AUTH=required`` and no valid key."""
+    outcome = _outcome(request)
     settings: Settings = request.app.state.settings
     if not settings.auth_required:
         key = outcome.key if outcome is not None else None
@@ -133,8 +139,9 @@ async def current_caller(request: Request, outcome: Annotated[AuthOutcome | None
 
 
 @raises(Unauthorized, Forbidden)
-async def admin_caller(request: Request, outcome: Annotated[AuthOutcome | None, Depends(_outcome)]) -> Caller:
+async def admin_caller(request: Request) -> Caller:
     """An admin key's caller, whatever ``AGENTFLOW_AUTH`` says: 401 without a valid key, 403 without admin."""
+    outcome = _outcome(request)
     if outcome is None:
         raise _refuse(request, "missing", None)
     if outcome.key is None:
@@ -154,12 +161,15 @@ async def admin_caller(request: Request, outcome: Annotated[AuthOutcome | None, 
 
 
 @raises(Unauthorized, Forbidden)
-async def require_admin(request: Request, outcome: Annotated[AuthOutcome | None, Depends(_outcome)]) -> None:
+async def require_admin(request: Request) -> None:
     """Admin-only when authentication is on (``DELETE /cache``); open, like everything, when it is off."""
     settings: Settings = request.app.state.settings
     if settings.auth_required:
-        await admin_caller(request, outcome)
+        await admin_caller(request)
 
+
+#: The dependencies that read the caller: an operation using any of them documents ``SECURITY_SCHEMES``.
+KEY_DEPENDENCIES: frozenset[Callable[..., Any]] = frozenset({current_caller, admin_caller, require_admin})
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
 #: Always an admin key, whatever ``AGENTFLOW_AUTH`` says (key management).

@@ -95,11 +95,12 @@ def submit_quota(caller: Caller, settings: Settings) -> int | None:
     return caller.key.max_queued or settings.max_queued_per_key
 
 
-async def valid_workflow(runs: RunServiceDep, workflow_id: WorkflowIdPath, caller: CallerDep) -> WorkflowRecord:
+async def valid_workflow(request: Request, workflow_id: WorkflowIdPath, caller: CallerDep) -> WorkflowRecord:
     """The freshest record for ``workflow_id`` that the caller may see; NotFound (404 problem) otherwise.
 
     Another key's workflow answers 404 exactly like a missing one, so ids cannot be probed.
     """
+    runs: RunService = request.app.state.runs  # not RunServiceDep: one dependency fewer to solve per request
     return await runs.get(workflow_id=workflow_id, owner=caller.scope_owner)
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.encoders import jsonable_encoder
 from fastapi.routing import iter_route_contexts
 from pydantic.json_schema import models_json_schema
 from starlette.routing import BaseRoute
@@ -41,6 +42,7 @@ from agents.errors import (
     UpstreamError,
     WorkflowTimeout,
 )
+from backend.api.auth import KEY_DEPENDENCIES, SECURITY_SCHEMES
 from backend.api.errors import (
     PROBLEM_MEDIA_TYPE,
     FieldError,
@@ -66,6 +68,7 @@ __all__ = [
     "declared_errors",
     "install_openapi",
     "with_problems",
+    "with_security",
 ]
 
 
@@ -171,23 +174,55 @@ def _errors_of(op: Operation) -> dict[int, list[type[AgentflowError]]]:
     return by_status
 
 
-def declared_errors(routes: Sequence[BaseRoute]) -> dict[tuple[str, str], tuple[type[AgentflowError], ...]]:
-    """(method, path) → what the route's endpoint and dependencies declare with ``@raises``."""
-    declared: dict[tuple[str, str], tuple[type[AgentflowError], ...]] = {}
+def _dependency_calls(routes: Sequence[BaseRoute]) -> dict[tuple[str, str], list[Callable[..., Any]]]:
+    """(method, path) → the route's endpoint and every dependency it solves, outermost first."""
+    calls: dict[tuple[str, str], list[Callable[..., Any]]] = {}
     for route in iter_route_contexts(routes):  # included routers too, with their dependencies
         root = getattr(route, "dependant", None)
         if root is None or route.path_format is None:
             continue
-        errors: list[type[AgentflowError]] = []
+        found: list[Callable[..., Any]] = []
         dependants = [root]
         while dependants:
             dependant = dependants.pop()
             if dependant.call is not None:
-                errors.extend(raised_by(dependant.call))
+                found.append(dependant.call)
             dependants.extend(dependant.dependencies)
         for method in route.methods or ():
-            declared[(method.lower(), route.path_format)] = tuple(errors)
-    return declared
+            calls[(method.lower(), route.path_format)] = found
+    return calls
+
+
+def declared_errors(routes: Sequence[BaseRoute]) -> dict[tuple[str, str], tuple[type[AgentflowError], ...]]:
+    """(method, path) → what the route's endpoint and dependencies declare with ``@raises``."""
+    return {
+        operation: tuple(error for call in calls for error in raised_by(call))
+        for operation, calls in _dependency_calls(routes).items()
+    }
+
+
+def with_security(document: dict[str, Any], routes: Sequence[BaseRoute]) -> dict[str, Any]:
+    """Document how a key is presented (``backend.api.auth.SECURITY_SCHEMES``) on every operation
+    whose dependencies read the caller, as FastAPI would for security dependencies (in place; returned).
+
+    The schemes are not dependencies: ``AuthMiddleware`` reads the key once per request, and each
+    dependency would cost every request its solving.
+    """
+    secured = {
+        operation
+        for operation, calls in _dependency_calls(routes).items()
+        if any(call is dependency for call in calls for dependency in KEY_DEPENDENCIES)
+    }
+    if not secured:
+        return document
+    schemes = document.setdefault("components", {}).setdefault("securitySchemes", {})
+    for scheme in SECURITY_SCHEMES:
+        schemes[scheme.scheme_name] = jsonable_encoder(scheme.model, by_alias=True, exclude_none=True)
+    for path, operations in document.get("paths", {}).items():
+        for method, spec in operations.items():
+            if (method, path) in secured:
+                spec["security"] = [{scheme.scheme_name: []} for scheme in SECURITY_SCHEMES]
+    return document
 
 
 def _example(error: type[AgentflowError], path: str) -> dict[str, Any]:
@@ -257,12 +292,13 @@ def with_problems(document: dict[str, Any], routes: Sequence[BaseRoute] = ()) ->
 
 
 def install_openapi(app: FastAPI) -> None:
-    """Serve ``with_problems`` of FastAPI's document at ``/openapi.json`` (built once, on first use)."""
+    """Serve FastAPI's document with ``with_problems`` and ``with_security`` at ``/openapi.json``
+    (built once, on first use)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            with_problems(generate(), app.routes)  # FastAPI keeps the document it generates on the app
+            with_security(with_problems(generate(), app.routes), app.routes)  # FastAPI keeps the document it generates
         assert app.openapi_schema is not None
         return app.openapi_schema
 

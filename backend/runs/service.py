@@ -189,7 +189,8 @@ class RunService:
     ) -> Submission:
         """``submit`` once the thread (if any) is settled; ``links`` are the record's LangGraph-API
         fields and its webhook."""
-        digest = request_hash(spec, body, links["webhook_url"])
+        # Only an Idempotency-Key is bound to its request: without one, nothing compares the hash.
+        digest = request_hash(spec, body, links["webhook_url"]) if idempotency_key is not None else None
         if idempotency_key is not None:
             existing = await self.store.get_by_idempotency_key(key=idempotency_key, owner=owner)
             if existing is not None:
@@ -262,7 +263,7 @@ class RunService:
         source: WorkflowRecord,
         key: str,
         idempotency_key: str | None,
-        digest: str,
+        digest: str | None,
         owner: str,
         links: dict[str, Any],
     ) -> Submission:
@@ -308,7 +309,7 @@ class RunService:
         telemetry.annotate({"agentflow.workflow_id": record.id, "agentflow.workflow_type": record.workflow_type})
 
     @staticmethod
-    def _same_request(existing: WorkflowRecord, digest: str) -> WorkflowRecord:
+    def _same_request(existing: WorkflowRecord, digest: str | None) -> WorkflowRecord:
         if existing.request_hash != digest:
             raise InvalidInput(
                 "This Idempotency-Key was already used with a different request body.",

@@ -63,8 +63,15 @@ async def test_health_and_docs_stay_open(
     client = await _auth_app(make_settings, app_factory)
     for path in ("/healthz", "/readyz", "/openapi.json", "/docs", "/redoc"):
         assert (await client.get(path)).status_code == 200, path
-    schemes = (await client.get("/openapi.json")).json()["components"]["securitySchemes"]
+    document = (await client.get("/openapi.json")).json()
+    schemes = document["components"]["securitySchemes"]
     assert {scheme["type"] for scheme in schemes.values()} == {"http", "apiKey"}
+    # Every operation that reads the caller says how to present a key; the open ones do not.
+    both = [{"HTTPBearer": []}, {"APIKeyHeader": []}]
+    assert document["paths"]["/workflows/reflection"]["post"]["security"] == both
+    assert document["paths"]["/keys"]["post"]["security"] == both  # the admin dependency
+    assert document["paths"]["/cache"]["delete"]["security"] == both  # require_admin
+    assert "security" not in document["paths"]["/healthz"]["get"]
 
 
 async def test_a_key_sees_only_its_own_workflows(

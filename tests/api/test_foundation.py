@@ -249,3 +249,19 @@ def test_no_log_line_contains_an_api_key(capsys: Any) -> None:
     assert "1234567890abcdef" not in line and "abcdef123456" not in line
     assert record["headers"]["Authorization"] == "***"
     assert {"timestamp", "level", "logger", "message"} <= set(record)
+
+
+async def test_a_serving_app_settles_the_heap_once_started(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backend import heap
+    from backend.api.app import create_app
+
+    settled: list[bool] = []
+    monkeypatch.setattr(heap, "settle", lambda: settled.append(True))
+    for serving in (False, True):  # create_app_from_env flags the app; a test's create_app does not
+        app = create_app(make_settings())
+        if serving:
+            app.state.settle_heap = True
+        async with app.router.lifespan_context(app):
+            assert settled == ([True] if serving else [])

@@ -38,19 +38,20 @@ class AccessLogMiddleware:
         finally:
             seconds = time.perf_counter() - started
             record_http_request(scope, status, seconds)
-            client = scope.get("client")
-            duration_ms = round(seconds * 1000, 2)
-            logger.info(
-                "%s %s %s",
-                scope["method"],
-                scope["path"],
-                status,
-                extra={
-                    "event": "http_request",
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": duration_ms,
-                    "client": client[0] if client else None,
-                },
-            )
+            if logger.isEnabledFor(logging.INFO):  # at WARNING, not even the line's fields are built
+                client = scope.get("client")
+                duration_ms = round(seconds * 1000, 2)
+                logger.info(
+                    "%s %s %s",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    extra={
+                        "event": "http_request",
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": duration_ms,
+                        "client": client[0] if client else None,
+                    },
+                )

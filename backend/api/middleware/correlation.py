@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
-import uuid
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agents import context, telemetry
@@ -16,6 +15,7 @@ __all__ = ["CorrelationIdMiddleware", "is_safe_request_id", "new_request_id"]
 logger = logging.getLogger("agentflow.request")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_NAME = REQUEST_ID_HEADER.lower().encode("latin-1")
 # The original platform's header name, still accepted.
 _INCOMING_HEADERS = (b"x-request-id", b"x-correlation-id")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -27,7 +27,8 @@ def is_safe_request_id(value: str) -> bool:
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    """32 random hex digits (as ``uuid4().hex``, without building a UUID)."""
+    return os.urandom(16).hex()
 
 
 class CorrelationIdMiddleware:
@@ -50,11 +51,14 @@ class CorrelationIdMiddleware:
                     extra={"event": "request_id_replaced", "supplied_length": len(supplied)},
                 )
             scope.setdefault("state", {})["request_id"] = request_id
+            encoded_id = request_id.encode("latin-1")
             telemetry.annotate({"agentflow.correlation_id": request_id})  # on the HTTP span, when tracing
 
             async def send_with_id(message: Message) -> None:
                 if message["type"] == "http.response.start":
-                    MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                    # Appended, not set through MutableHeaders (which scans for an existing one):
+                    # nothing inside sets this header.
+                    message["headers"] = [*message.get("headers", ()), (_REQUEST_ID_NAME, encoded_id)]
                 await send(message)
 
             await self.app(scope, receive, send_with_id)

@@ -69,10 +69,24 @@ def _documented_template(app: Any, path: str, method: str) -> str:
     return matching[0][0] if matching else UNMATCHED
 
 
+#: (instruments, {(route, method, status): (request counter, duration histogram)}): prometheus_client's
+#: ``labels()`` takes a lock and builds a key per call; the few label sets are looked up once.
+_children: tuple[Any, dict[tuple[str, str, int], tuple[Any, Any]]] = (None, {})
+
+
 def record_http_request(scope: Scope, status: int, seconds: float) -> None:
     """Count one answered request and observe its latency (called by the access-log middleware)."""
+    global _children
     route = route_template(scope)
     method = scope["method"] if scope["method"] in _METHODS else "other"
     instruments = metrics()
-    instruments.http_requests.labels(route, method, str(status)).inc()
-    instruments.http_duration.labels(route, method).observe(seconds)
+    if _children[0] is not instruments:
+        _children = (instruments, {})
+    children = _children[1].get((route, method, status))
+    if children is None:
+        children = _children[1][(route, method, status)] = (
+            instruments.http_requests.labels(route, method, str(status)),
+            instruments.http_duration.labels(route, method),
+        )
+    children[0].inc()
+    children[1].observe(seconds)
