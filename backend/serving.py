@@ -122,6 +122,7 @@ def _worker(settings: Settings, concurrency: int | None) -> int:
         return 2
     import uvloop
 
+    from backend import heap
     from backend.runs import open_runtime
 
     async def run() -> None:
@@ -131,6 +132,7 @@ def _worker(settings: Settings, concurrency: int | None) -> int:
             loop.add_signal_handler(signum, stop.set)
         default = settings.worker_concurrency or settings.max_concurrent_workflows
         async with open_runtime(settings, worker_concurrency=concurrency or default):
+            heap.settle()  # as `agentflow serve` does after start-up (backend.heap)
             await stop.wait()
 
     uvloop.run(run())

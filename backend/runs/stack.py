@@ -26,6 +26,7 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from backend import heap
 from backend.runs.records import WorkflowRecord, WorkflowStatus
 from backend.runs.signals import ChangeHub
 from backend.runs.store import WorkflowStore, utcnow
@@ -96,6 +97,7 @@ class DeferredRunner:
             logger.exception("loading the workflow stack failed", extra={"event": "workflow_stack_failed"})
             raise
         self._runner = runner
+        heap.refreeze()  # the stack's modules live as long as the process: out of every collection
         logger.info(
             "workflow stack loaded",
             extra={"event": "workflow_stack_loaded", "duration_ms": round((time.perf_counter() - started) * 1000, 1)},

@@ -16,6 +16,7 @@ def restored_gc() -> Iterator[None]:
     yield
     gc.unfreeze()  # the test process must not keep its own objects out of collections
     gc.set_threshold(*threshold)
+    heap._settled = False  # nor freeze again when a later test loads a workflow stack
 
 
 @pytest.mark.usefixtures("restored_gc")
@@ -34,3 +35,14 @@ def test_settle_keeps_a_higher_threshold() -> None:
     gc.set_threshold(50_000, 10, 10)
     heap.settle()
     assert gc.get_threshold() == (50_000, 10, 10)
+
+
+@pytest.mark.usefixtures("restored_gc")
+def test_refreeze_freezes_later_objects_only_in_a_settled_process() -> None:
+    heap.refreeze()
+    assert gc.get_freeze_count() == 0  # not settled: nothing frozen
+    heap.settle()
+    later = {"loaded": ["after start-up"]}
+    assert any(obj is later for obj in gc.get_objects())
+    heap.refreeze()
+    assert not any(obj is later for obj in gc.get_objects())
