@@ -36,9 +36,17 @@ def solved(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 async def test_a_json_submit_skips_dependency_solving(
-    client: httpx.AsyncClient, standin: StandinServer, solved: list[str]
+    make_settings: Callable[..., Settings],
+    app_factory: Callable[[Settings], Any],
+    standin: StandinServer,
+    solved: list[str],
 ) -> None:
-    standin.configure(openai=OpenAIConfig(latency=5.0))
+    standin.configure(openai=OpenAIConfig(latency=30.0))
+    # One slot, held by a first run: the submit under test stays queued, so its record reads the
+    # same when it is answered again below (a started run's record would differ).
+    client: httpx.AsyncClient = await app_factory(make_settings(max_concurrent_workflows=1))
+    await client.post("/workflows/reflection", json={**BODY, "topic": "Holds the slot"})
+    solved.clear()
     response = await client.post("/workflows/reflection", json=BODY, headers={"Idempotency-Key": "fast-1"})
     assert response.status_code == 202
     assert response.headers["Location"] == f"/workflows/{response.json()['workflow_id']}"
