@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx2
-from openai import AsyncOpenAI, AsyncStream, NotGiven, not_given
+from openai import AsyncStream, NotGiven, not_given
 from openai._base_client import make_request_options
 from openai.resources.chat.completions import AsyncCompletions
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
@@ -29,9 +29,6 @@ __all__ = ["UntransformedCompletions"]
 
 class UntransformedCompletions(AsyncCompletions):
     """``AsyncCompletions`` whose ``create`` sends its keyword arguments as the JSON body."""
-
-    def __init__(self, client: AsyncOpenAI) -> None:
-        super().__init__(client)
 
     async def create(  # type: ignore[override]
         self,

@@ -55,9 +55,11 @@ class ChangeHub:
 
     def changed(self, workflow_id: str) -> None:
         if workflow_id.endswith(_WATCH_SUFFIX):
-            self._watched_elsewhere[workflow_id.removesuffix(_WATCH_SUFFIX)] = (
-                time.monotonic() + 3 * WATCH_RENEW_SECONDS
-            )
+            now = time.monotonic()
+            # Every process hears every watch, mostly of runs it does not execute: forget lapsed ones.
+            for lapsed in [key for key, until in self._watched_elsewhere.items() if until < now]:
+                del self._watched_elsewhere[lapsed]
+            self._watched_elsewhere[workflow_id.removesuffix(_WATCH_SUFFIX)] = now + 3 * WATCH_RENEW_SECONDS
             return
         event = self._events.pop(workflow_id, None)
         if event is not None:

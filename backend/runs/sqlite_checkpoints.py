@@ -93,25 +93,23 @@ class GroupCommitSqliteSaver(SqliteSaver):
         """Queue a write for the next batch and wait until its batch is committed."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._pending.append((call, future))
-        if self._writing is None:
-            self._writing = asyncio.create_task(self._write_batches(), name="checkpoint-batches")
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.create_task(self._write_batch(), name="checkpoint-batch")
         return await future
 
-    async def _write_batches(self) -> None:
-        try:
-            await asyncio.sleep(0)  # let the writes of this turn of the loop join the batch
-            while self._pending:
-                batch, self._pending = self._pending, []
-                outcomes = self._run_batch([call for call, _ in batch])
-                for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
-                    if future.done():
-                        continue
-                    if ok:
-                        future.set_result(value)
-                    else:
-                        future.set_exception(value)
-        finally:
-            self._writing = None
+    async def _write_batch(self) -> None:
+        """Commit every write queued during this turn of the loop, then answer each caller."""
+        await asyncio.sleep(0)  # let the writes of this turn of the loop join the batch
+        # The batch runs without yielding, so nothing can be queued between taking it and ending.
+        batch, self._pending, self._writing = self._pending, [], None
+        outcomes = self._run_batch([call for call, _ in batch])
+        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
 
     # --- the async interface LangGraph calls ----------------------------------------------------
 
@@ -153,7 +151,7 @@ class GroupCommitSqliteSaver(SqliteSaver):
 
     async def aclose(self) -> None:
         """Finish the writes in flight, then close the connection."""
-        while self._writing is not None:
+        while self._writing is not None and not self._writing.done():
             await asyncio.shield(self._writing)
         self.conn.close()
 

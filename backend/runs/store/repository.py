@@ -148,6 +148,11 @@ class Page:
         self.next_cursor = next_cursor
 
 
+async def _row_in(connection: AsyncConnection, workflow_id: str) -> RowMapping | None:
+    """The record's row as ``connection``'s transaction sees it (after its own writes)."""
+    return (await connection.execute(select(*_RECORD_COLUMNS).where(workflows.c.id == workflow_id))).mappings().first()
+
+
 def _to_record(row: RowMapping) -> WorkflowRecord:
     created = _aware(row["created_at"])
     assert created is not None
@@ -659,11 +664,7 @@ class WorkflowStore:
                 .where(workflows.c.id == workflow_id, workflows.c.status == WorkflowStatus.RUNNING.value)
                 .values(cancel_requested=True)
             )
-            row = (
-                (await connection.execute(select(*_RECORD_COLUMNS).where(workflows.c.id == workflow_id)))
-                .mappings()
-                .first()
-            )
+            row = await _row_in(connection, workflow_id)
             if row is not None:
                 await self._notify(connection, [workflow_id])
         if cancelled is not None and cancelled[0] is not None:
@@ -696,11 +697,7 @@ class WorkflowStore:
             )
             if not outcome.rowcount:
                 return None
-            row = (
-                (await connection.execute(select(*_RECORD_COLUMNS).where(workflows.c.id == workflow_id)))
-                .mappings()
-                .first()
-            )
+            row = await _row_in(connection, workflow_id)
         return _to_record(row) if row is not None else None
 
     async def unfinished(self, *, exclude_owner: str) -> list[tuple[str, str | None, datetime | None]]:
@@ -833,11 +830,7 @@ class WorkflowStore:
             if self.defer_jobs is not None:
                 (job_id,) = await self.defer_jobs(connection, [workflow_id])
                 await connection.execute(update(workflows).where(workflows.c.id == workflow_id).values(job_id=job_id))
-            row = (
-                (await connection.execute(select(*_RECORD_COLUMNS).where(workflows.c.id == workflow_id)))
-                .mappings()
-                .first()
-            )
+            row = await _row_in(connection, workflow_id)
             await self._notify(connection, [workflow_id])
         return _to_record(row) if row is not None else None
 
@@ -859,11 +852,7 @@ class WorkflowStore:
             )
             if not outcome.rowcount:
                 return None
-            row = (
-                (await connection.execute(select(*_RECORD_COLUMNS).where(workflows.c.id == workflow_id)))
-                .mappings()
-                .first()
-            )
+            row = await _row_in(connection, workflow_id)
             if row is not None and row["thread_id"] is not None:  # its thread keeps the values it had
                 await settle_thread(
                     connection, thread_id=row["thread_id"], run_id=workflow_id, run_status=status, values=None
