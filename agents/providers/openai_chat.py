@@ -26,7 +26,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from agents import context
 from agents.errors import ProviderNotConfigured
 from agents.metrics import metrics, model_label
-from agents.providers._completions import UntransformedCompletions
+from agents.providers._completions import PlainCompletions
 from agents.providers._redis_keys import KEY_PREFIX
 from agents.providers.gate import ProviderGate
 from agents.providers.pricing import ModelPrice, PriceTable
@@ -151,7 +151,7 @@ class ChatProvider:
 
     def model(self, name: str) -> ChatOpenAI:
         """A cached ``ChatOpenAI`` for ``name`` (the SDK's own retries are off: we retry; its
-        ``async_client`` is ``UntransformedCompletions``, see ``agents.providers._completions``)."""
+        ``async_client`` is ``PlainCompletions``, see ``agents.providers._completions``)."""
         self.require_configured()
         chat = self._models.get(name)
         if chat is None:
@@ -165,8 +165,8 @@ class ChatProvider:
                 stream_usage=True,
                 http_async_client=self._http_client(),
             )
-            # The SDK's chat.completions minus its per-call walk of the body (~0.4 ms of CPU a call).
-            chat.async_client = UntransformedCompletions(chat.root_async_client)
+            # The SDK's chat.completions minus per-call work ChatOpenAI never uses (~0.7 ms of CPU a call).
+            chat.async_client = PlainCompletions(chat.root_async_client)
             self._models[name] = chat
         return chat
 
