@@ -86,8 +86,10 @@ class ChangeHub:
         """Until ``event`` is set or ``seconds`` pass (fewer when changes may go unseen)."""
         if not self.sees_every_change:
             seconds = min(seconds, POLL_SECONDS)
+        # asyncio.timeout, not wait_for: wait_for runs the wait in a task of its own (3.11).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), max(seconds, 0))
+            async with asyncio.timeout(max(seconds, 0)):
+                await event.wait()
 
 
 @contextlib.asynccontextmanager
