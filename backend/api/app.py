@@ -134,7 +134,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(cache.router)
     app.include_router(keys.router)
-    app.include_router(langgraph.router)
+    for router in langgraph.routers:
+        app.include_router(router)
     instrument_app(app)  # OpenTelemetry, only when the OTEL_* environment asks for it
     process_metrics()  # created now (prometheus_client's import is ~0.1 s), not during the first request
     return app
