@@ -45,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from agents.errors import InvalidInput
 from backend.runs.records import TERMINAL_STATUSES, CacheOutcome, Usage, WorkflowRecord, WorkflowStatus
 from backend.runs.store.outbox import delivery_values, enqueue
-from backend.runs.store.tables import ResultCacheRow, RunEventRow, WorkflowRow
+from backend.runs.store.tables import result_cache, run_events, workflows
 from backend.runs.store.threads import settle_thread
 
 if TYPE_CHECKING:
@@ -68,10 +68,6 @@ CHANGES_CHANNEL = "agentflow_runs"
 #: Defers one job per workflow id on the given connection (inside the insert's transaction) and
 #: returns the job ids, in order.
 JobDeferrer = Callable[[AsyncConnection, list[str]], Awaitable[list[int]]]
-
-workflows = cast(Table, WorkflowRow.__table__)
-result_cache = cast(Table, ResultCacheRow.__table__)
-run_events = cast(Table, RunEventRow.__table__)
 
 
 def _upsert(connection: AsyncConnection, table: Table) -> postgresql.Insert | sqlite.Insert:
