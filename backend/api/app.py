@@ -24,7 +24,6 @@ from backend.api.middleware import (
     RateLimitMiddleware,
     UnhandledErrorMiddleware,
 )
-from backend.api.middleware.rate_limit import build_limiter
 from backend.api.openapi import install_openapi
 from backend.api.routes import cache, exports, health, keys, langgraph, metrics, ui, workflows
 from backend.api.routes.docs import install_docs
@@ -74,7 +73,6 @@ def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application for ``settings`` (defaults to the environment)."""
     settings = settings or get_settings()
-    limiter = build_limiter(settings.redis_url or "memory://")
     allow_any_origin = "*" in settings.cors_origins
     # CORS only when some origin is allowed: with none, the middleware answers nothing differently
     # (a preflight is refused either way) but wraps every response (~6 % of a submit's CPU).
@@ -99,7 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         Middleware(AuthMiddleware),
         Middleware(
             RateLimitMiddleware,
-            limiter=limiter,
+            storage_uri=settings.redis_url or "memory://",
             submit_limit=settings.rate_limit_submit,
             default_limit=settings.rate_limit_default,
         ),
@@ -123,7 +121,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry=None if tracing_requested() else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
-    app.state.limiter = limiter
     install_error_handlers(app)
     install_openapi(app)
     install_docs(app)
