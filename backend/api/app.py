@@ -11,7 +11,6 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from agents.metrics import metrics as process_metrics
 from backend import heap
 from backend.api.auth import AuthMiddleware
 from backend.api.deps import storable_parameters
@@ -134,7 +133,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in langgraph.routers:
         app.include_router(router)
     instrument_app(app)  # OpenTelemetry, only when the OTEL_* environment asks for it
-    process_metrics()  # created now (prometheus_client's import is ~0.1 s), not during the first request
     return app
 
 
