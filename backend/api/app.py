@@ -130,8 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(cache.router)
     app.include_router(keys.router)
-    for router in langgraph.routers:
-        app.include_router(router)
+    langgraph.defer(app)  # last: its routes go after every other (included on first use, see there)
     instrument_app(app)  # OpenTelemetry, only when the OTEL_* environment asks for it
     return app
 
