@@ -14,10 +14,11 @@ flight. 10,000 keeps each collection's work about the same per object and runs i
 often (measured: GC CPU per submit 0.031 → 0.007 ms with the freeze).
 
 Start-up itself runs with the collector off (``hold``, from ``backend.serving``): importing and
-building the app allocates ~200,000 container objects that all stay alive, and the young and
-full collections that walked them as they piled up were ~13 % of start-up's CPU (~90 ms of
-~700 on the bench machine). Start-up leaves little garbage in cycles (~1 MB, once); ``settle``
-freezes it with the rest and turns the collector back on.
+building the app allocates ~195,000 container objects, ~125,000 of which stay alive, and the
+young and full collections that walked them as they piled up were ~13 % of start-up's CPU
+(~90 ms of ~700 on the bench machine). The rest is garbage in cycles worth ~1 MB (measured:
+peak RSS with and without the collector); ``settle`` freezes it with everything else, once,
+and turns the collector back on.
 
 Only the serving processes apply this (``create_app_from_env``, and ``agentflow worker``): a
 test process that builds many apps must not freeze each test's leftovers. The workflow stack
