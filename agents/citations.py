@@ -30,14 +30,13 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from agents._markdown import MARK, Block, blocks, sentences
+from agents.citation_policy import UnsupportedPolicy
 
 __all__ = ["UnsupportedPolicy", "VerifiedText", "arxiv_id_of", "source_key", "verify_citations"]
-
-UnsupportedPolicy = Literal["flag", "drop"]
 
 _GONE = MARK  # marks a removed reference until the whitespace around it is tidied
 _NOTE = "\x01"  # marks where a footnote definition's label was, until the references are pruned

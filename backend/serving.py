@@ -32,6 +32,26 @@ def main(
     log_stream: TextIO | None = None,
 ) -> int:
     """Validate settings (exit 2 with one stderr line if bad), migrate once, then run ``command``."""
+    from backend import heap
+
+    # No garbage collection while the process starts: the lifespan's ``heap.settle`` (``worker``:
+    # its own) turns it back on; any other way out of here does (backend.heap).
+    heap.hold()
+    try:
+        return _main(command, host, port, workers, worker_concurrency, concurrency, log_stream)
+    finally:
+        heap.release()
+
+
+def _main(
+    command: ServerCommand,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    worker_concurrency: int | None,
+    concurrency: int | None,
+    log_stream: TextIO | None,
+) -> int:
     # Command-line flags win over the environment; settings validate both.
     flags = {"host": host, "port": port, "workers": workers, "worker_concurrency": worker_concurrency}
     for name, value in flags.items():
@@ -92,6 +112,11 @@ def _database_refusal(error: BaseException) -> str | None:
 
 def _serve(settings: Settings) -> int:
     import uvicorn
+
+    if settings.workers > 1:
+        from backend import heap
+
+        heap.release()  # this process only supervises; each worker process settles its own heap
 
     from backend.logs import uvicorn_log_config
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.citations import UnsupportedPolicy
+from agents.citation_policy import UnsupportedPolicy
 from agents.plans import MAX_PLAN_STEPS, Plan
 from workflows import research
 from workflows.base import (

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from agents.citations import UnsupportedPolicy
+from agents.citation_policy import UnsupportedPolicy
 from agents.errors import ProviderNotConfigured
 from workflows.base import (
     CacheOption,

@@ -11,7 +11,6 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from agents.metrics import metrics as process_metrics
 from backend import heap
 from backend.api.auth import AuthMiddleware
 from backend.api.deps import storable_parameters
@@ -24,7 +23,6 @@ from backend.api.middleware import (
     RateLimitMiddleware,
     UnhandledErrorMiddleware,
 )
-from backend.api.middleware.rate_limit import build_limiter
 from backend.api.openapi import install_openapi
 from backend.api.routes import cache, exports, health, keys, langgraph, metrics, ui, workflows
 from backend.api.routes.docs import install_docs
@@ -74,7 +72,6 @@ def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application for ``settings`` (defaults to the environment)."""
     settings = settings or get_settings()
-    limiter = build_limiter(settings.redis_url or "memory://")
     allow_any_origin = "*" in settings.cors_origins
     # CORS only when some origin is allowed: with none, the middleware answers nothing differently
     # (a preflight is refused either way) but wraps every response (~6 % of a submit's CPU).
@@ -99,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         Middleware(AuthMiddleware),
         Middleware(
             RateLimitMiddleware,
-            limiter=limiter,
+            storage_uri=settings.redis_url or "memory://",
             submit_limit=settings.rate_limit_submit,
             default_limit=settings.rate_limit_default,
         ),
@@ -123,7 +120,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry=None if tracing_requested() else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
-    app.state.limiter = limiter
     install_error_handlers(app)
     install_openapi(app)
     install_docs(app)
@@ -134,9 +130,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(cache.router)
     app.include_router(keys.router)
-    app.include_router(langgraph.router)
+    langgraph.defer(app)  # last: its routes go after every other (included on first use, see there)
     instrument_app(app)  # OpenTelemetry, only when the OTEL_* environment asks for it
-    process_metrics()  # created now (prometheus_client's import is ~0.1 s), not during the first request
     return app
 
 

@@ -41,7 +41,7 @@ from agents.errors import ServiceUnavailable
 from backend.runs.records import WorkflowRecord, WorkflowStatus
 from backend.runs.stack import DeferredRunner
 from backend.runs.store import WorkflowStore, utcnow
-from backend.runs.store.repository import workflows
+from backend.runs.store.tables import workflows
 
 __all__ = ["QUEUE", "TASK_NAME", "JobQueue", "QueueExecutor", "RunInterrupted"]
 

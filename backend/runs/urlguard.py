@@ -21,9 +21,10 @@ import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["METADATA_ADDRESSES", "Resolver", "UnsafeWebhook", "WebhookTarget", "check_target", "forbidden_reason"]
 
@@ -88,6 +89,8 @@ def forbidden_reason(address: IPAddress) -> str | None:
 
 
 def _parse(url: str) -> httpx.URL:
+    import httpx  # on the first webhook: httpx (with its CLI's rich and pygments) is no part of start-up
+
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, ValueError, TypeError) as exc:

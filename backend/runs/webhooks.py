@@ -26,8 +26,8 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-import httpx
 from standardwebhooks.webhooks import Webhook
 
 from agents import context
@@ -40,6 +40,9 @@ from backend.runs.store.outbox import ClaimedDelivery, WebhookOutbox
 from backend.runs.urlguard import Resolver, UnsafeWebhook, check_target
 from workflows.base import WEBHOOK_URL_MAX_LENGTH as MAX_URL_LENGTH
 from workflows.base import unstorable
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["MAX_RESPONSE_BYTES", "WebhookConfig", "WebhookDispatcher", "Webhooks"]
 
@@ -113,14 +116,7 @@ class WebhookDispatcher:
         self.config = config
         self.resolver = resolver
         self._signer = Webhook(config.secret) if config.secret else None
-        self._client = httpx.AsyncClient(
-            follow_redirects=False,
-            trust_env=False,  # a proxy from the environment would connect where the guard did not look
-            timeout=httpx.Timeout(config.timeout),
-            # No pooled connections: each attempt connects to the address it just checked.
-            limits=httpx.Limits(max_keepalive_connections=0),
-            headers={"user-agent": _USER_AGENT},
-        )
+        self._client: httpx.AsyncClient | None = None  # made by the first attempt (see ``_http``)
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -142,7 +138,8 @@ class WebhookDispatcher:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
     def wake(self) -> None:
         """Look for due deliveries now rather than at the next poll."""
@@ -160,6 +157,23 @@ class WebhookDispatcher:
             self._wake.clear()
 
     # --- delivery -----------------------------------------------------------------------------
+
+    def _http(self) -> httpx.AsyncClient:
+        # Made on the first attempt, not at start-up: httpx's import (with its command line's rich
+        # and pygments) and an SSL context are ~70 ms of every start, and most servers never send
+        # a webhook.
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.AsyncClient(
+                follow_redirects=False,
+                trust_env=False,  # a proxy from the environment would connect where the guard did not look
+                timeout=httpx.Timeout(self.config.timeout),
+                # No pooled connections: each attempt connects to the address it just checked.
+                limits=httpx.Limits(max_keepalive_connections=0),
+                headers={"user-agent": _USER_AGENT},
+            )
+        return self._client
 
     @property
     def _lease_seconds(self) -> float:
@@ -198,7 +212,10 @@ class WebhookDispatcher:
             )
 
     async def _attempt(self, delivery: ClaimedDelivery, body: bytes) -> None:
+        import httpx
+
         assert self._signer is not None
+        client = self._http()
         started = time.perf_counter()
         status_code: int | None = None
         error: str | None = None
@@ -214,10 +231,10 @@ class WebhookDispatcher:
                     "webhook-signature": self._signer.sign(msg_id=delivery.id, timestamp=sent_at, data=body),
                 }
                 extensions = {"sni_hostname": target.url.host} if target.url.scheme == "https" else {}
-                request = self._client.build_request(
+                request = client.build_request(
                     "POST", target.pinned(target.addresses[0]), content=body, headers=headers, extensions=extensions
                 )
-                response = await self._client.send(request, stream=True)
+                response = await client.send(request, stream=True)
                 try:
                     status_code = response.status_code
                     await _drain(response)
@@ -271,10 +288,16 @@ class WebhookDispatcher:
                 "delivery_status": status.value,
                 "retry_in_s": round(retry_in, 3) if retry_in is not None else None,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                "url_host": httpx.URL(delivery.url).host,  # not the URL: its query may hold a token
+                "url_host": _host(delivery.url),  # not the URL: its query may hold a token
                 "stale_claim": not settled,
             },
         )
+
+
+def _host(url: str) -> str:
+    import httpx
+
+    return httpx.URL(url).host
 
 
 async def _drain(response: httpx.Response) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from backend.config import Settings
 from backend.runs.store import create_engine, utcnow
-from backend.runs.store.repository import result_cache, workflows
+from backend.runs.store.tables import result_cache, workflows
 from tests.helpers import wait_terminal
 from tests.standins import OpenAIConfig, StandinServer
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from limits import parse
 
-from backend.api.middleware.rate_limit import SweptMemoryStorage, build_limiter
+from backend.api.middleware._limiter import SweptMemoryStorage, build_limiter
 
 
 def test_memory_limiter_uses_the_swept_storage() -> None:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from agents.errors import Conflict
-from backend.api.exports._bibtex import to_bibtex
 from backend.api.exports._html import to_html
 from backend.api.exports._markdown import title_of, to_markdown
 from backend.api.schemas import WorkflowPublic
@@ -55,6 +54,10 @@ def render_export(workflow: WorkflowPublic, fmt: ExportFormat) -> Export:
     if fmt == "json":
         body = workflow.model_dump_json(indent=2) + "\n"
     elif fmt == "bib":
+        # On first use: it reads arXiv ids with agents.citations, whose regular expressions
+        # compile at import (~10 ms that a server's start-up does not need).
+        from backend.api.exports._bibtex import to_bibtex
+
         body = to_bibtex(workflow)
     elif fmt == "html":
         body = to_html(to_markdown(workflow), title=title_of(workflow))

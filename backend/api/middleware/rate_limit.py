@@ -14,14 +14,11 @@ import asyncio
 import logging
 import math
 import re
-import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
-from slowapi import Limiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agents.errors import RateLimited
@@ -29,7 +26,10 @@ from agents.metrics import metrics
 from backend.api.auth import principal_of
 from backend.api.errors import problem_for
 
-__all__ = ["RateLimitMiddleware", "SweptMemoryStorage", "build_limiter", "is_exempt", "rate_limit_key"]
+if TYPE_CHECKING:
+    from limits import RateLimitItem
+
+__all__ = ["RateLimitMiddleware", "is_exempt", "rate_limit_key"]
 
 logger = logging.getLogger("agentflow.ratelimit")
 
@@ -59,74 +59,67 @@ def rate_limit_key(scope: Scope) -> str:
     return "ip:" + (client[0] if client else "unknown")
 
 
-class SweptMemoryStorage(MemoryStorage):
-    """limits' in-memory storage, with its expired keys swept once a second instead of every 10 ms.
+@dataclass(frozen=True, slots=True)
+class _Limiter:
+    """What counting needs, once built: slowapi's strategy over its storage and the parsed limits."""
 
-    ``MemoryStorage`` starts a ``threading.Timer`` of 10 ms from every hit that finds the last
-    one finished: under steady traffic that is a new OS thread about 100 times a second, each
-    ``start()`` blocking the event loop until the thread runs, and a sweep of every key on it.
-    Expired counters are already dropped when read (``get``), so the sweep only returns the
-    memory of keys nobody asks for again; once a second does that as well.
-    """
-
-    STORAGE_SCHEME = ["agentflow+memory"]
-    SWEEP_SECONDS = 1.0
-
-    def _MemoryStorage__schedule_expiry(self) -> None:  # overrides the base class's name-mangled hook
-        if not self.timer.is_alive():
-            self.timer = threading.Timer(self.SWEEP_SECONDS, self._MemoryStorage__expire_events)  # type: ignore[attr-defined]
-            self.timer.daemon = True  # a pending sweep never holds up the process's exit
-            self.timer.start()
-
-
-def build_limiter(storage_uri: str) -> Limiter:
-    """A slowapi limiter over ``storage_uri`` (``memory://`` or ``redis://...``).
-
-    ``memory://`` is served by ``SweptMemoryStorage`` (same counters, no thread per 10 ms).
-    """
-    if storage_uri.startswith("memory://"):
-        storage_uri = "agentflow+" + storage_uri
-    return Limiter(
-        key_func=lambda: "",  # keys are computed per ASGI scope by this module
-        storage_uri=storage_uri,
-        # O(1) per request in memory and in Redis; the moving window keeps one entry per request
-        # and inserts at the front of a list, which costs O(limit) per hit at large limits.
-        strategy="sliding-window-counter",
-        headers_enabled=True,
-        key_prefix="agentflow",
-    )
+    strategy: Any  # a limits RateLimiter (sliding window counter)
+    submit: RateLimitItem
+    default: RateLimitItem
+    #: Redis round-trips are blocking calls in slowapi's limiter; keep them off the loop.
+    blocking: bool
 
 
 class RateLimitMiddleware:
+    """Counts every request but the exempt ones against its bucket's limit, in ``storage_uri``.
+
+    With ``memory://`` the limiter (slowapi, ``limits`` and its parsed limits) is built by the
+    first request that counts: ~15 ms of imports that start-up and health probes never need. A
+    Redis limiter is built at once, as before: its client's import is more than one request
+    should wait for.
+    """
+
     def __init__(
         self,
         app: ASGIApp,
         *,
-        limiter: Limiter,
+        storage_uri: str,
         submit_limit: str,
         default_limit: str,
         key_func: Callable[[Scope], str] = rate_limit_key,
     ) -> None:
         self.app = app
-        self.limiter = limiter
-        self.submit_limit: RateLimitItem = parse(submit_limit)
-        self.default_limit: RateLimitItem = parse(default_limit)
+        self.storage_uri = storage_uri
         self.key_func = key_func
+        self._limits = (submit_limit, default_limit)
         self._per_key_limits: dict[str, RateLimitItem] = {}
-        # Redis round-trips are blocking calls in slowapi's limiter; keep them off the loop.
-        self._blocking = not isinstance(limiter.limiter.storage, MemoryStorage)
+        self._limiter: _Limiter | None = None
+        if not storage_uri.startswith("memory://"):
+            self._build()
+
+    def _build(self) -> _Limiter:
+        from limits.storage import MemoryStorage
+
+        from backend.api.middleware._limiter import build_limiter
+
+        strategy = build_limiter(self.storage_uri).limiter
+        submit, default = (self._parsed(limit) for limit in self._limits)
+        blocking = not isinstance(strategy.storage, MemoryStorage)
+        self._limiter = _Limiter(strategy=strategy, submit=submit, default=default, blocking=blocking)
+        return self._limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or is_exempt(scope["path"]) or scope["method"] == "OPTIONS":
             await self.app(scope, receive, send)
             return
+        limiter = self._limiter or self._build()
         is_submit = scope["method"] == "POST" and bool(_SUBMIT_PATH.match(scope["path"]))
-        item, bucket = (self.submit_limit, "submit") if is_submit else (self.default_limit, "default")
+        item, bucket = (limiter.submit, "submit") if is_submit else (limiter.default, "default")
         key_limit = (principal := principal_of(scope)) is not None and principal.rate_limit
         if is_submit and key_limit:  # the key's own submit limit replaces the server's
             item = self._parsed(key_limit)
         key = self.key_func(scope)
-        allowed, remaining, reset_at = await self._hit(item, key, bucket)
+        allowed, remaining, reset_at = await self._hit(limiter, item, key, bucket)
         headers = {
             "X-RateLimit-Limit": str(item.amount),
             "X-RateLimit-Remaining": str(remaining),
@@ -163,16 +156,18 @@ class RateLimitMiddleware:
     def _parsed(self, limit: str) -> RateLimitItem:
         item = self._per_key_limits.get(limit)
         if item is None:
+            from limits import parse
+
             item = self._per_key_limits[limit] = parse(limit)
         return item
 
-    async def _hit(self, item: RateLimitItem, key: str, bucket: str) -> tuple[bool, int, int]:
-        if self._blocking:
-            return await asyncio.to_thread(self._hit_sync, item, key, bucket)
-        return self._hit_sync(item, key, bucket)
+    async def _hit(self, limiter: _Limiter, item: RateLimitItem, key: str, bucket: str) -> tuple[bool, int, int]:
+        if limiter.blocking:
+            return await asyncio.to_thread(_hit, limiter.strategy, item, key, bucket)
+        return _hit(limiter.strategy, item, key, bucket)
 
-    def _hit_sync(self, item: RateLimitItem, key: str, bucket: str) -> tuple[bool, int, int]:
-        strategy: Any = self.limiter.limiter
-        allowed = bool(strategy.hit(item, key, bucket))
-        reset_at, remaining = strategy.get_window_stats(item, key, bucket)
-        return allowed, int(remaining), math.ceil(reset_at)
+
+def _hit(strategy: Any, item: RateLimitItem, key: str, bucket: str) -> tuple[bool, int, int]:
+    allowed = bool(strategy.hit(item, key, bucket))
+    reset_at, remaining = strategy.get_window_stats(item, key, bucket)
+    return allowed, int(remaining), math.ceil(reset_at)

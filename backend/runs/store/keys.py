@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.runs.store.repository import _aware
-from backend.runs.store.tables import ApiKeyRow
+from backend.runs.store.tables import api_keys
 
 __all__ = ["ApiKey", "ApiKeyStore"]
-
-api_keys = cast(Table, ApiKeyRow.__table__)
 
 
 @dataclass(slots=True)

@@ -15,17 +15,16 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backend.runs.records import DeliveryStatus, WebhookState
-from backend.runs.store.tables import WebhookDeliveryRow
+from backend.runs.store.tables import webhook_deliveries as deliveries
 
 __all__ = ["ClaimedDelivery", "WebhookOutbox", "deliveries", "delivery_values", "enqueue"]
 
-deliveries = cast(Table, WebhookDeliveryRow.__table__)
 _ERROR_CHARS = 500  # last_error is for people; the receiver's body is not kept
 
 

@@ -35,10 +35,9 @@ import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, and_, delete, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -46,8 +45,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from agents.errors import InvalidInput
 from backend.runs.records import TERMINAL_STATUSES, CacheOutcome, Usage, WorkflowRecord, WorkflowStatus
 from backend.runs.store.outbox import delivery_values, enqueue
-from backend.runs.store.tables import ResultCacheRow, RunEventRow, WorkflowRow
+from backend.runs.store.tables import result_cache, run_events, workflows
 from backend.runs.store.threads import settle_thread
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 __all__ = [
     "CHANGES_CHANNEL",
@@ -67,9 +69,20 @@ CHANGES_CHANNEL = "agentflow_runs"
 #: returns the job ids, in order.
 JobDeferrer = Callable[[AsyncConnection, list[str]], Awaitable[list[int]]]
 
-workflows = cast(Table, WorkflowRow.__table__)
-result_cache = cast(Table, ResultCacheRow.__table__)
-run_events = cast(Table, RunEventRow.__table__)
+
+def _upsert(connection: AsyncConnection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT with ``ON CONFLICT`` clauses, in the connection's dialect."""
+    # Imported here: the PostgreSQL dialect's modules are ~20 ms of a SQLite server's start-up,
+    # and the connection's own dialect is loaded already.
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
+
+
 #: One stored event as the store reads it back: (seq, kind, data).
 EventRow = tuple[int, str, Any]
 #: A NOTIFY payload stays under PostgreSQL's 8000-byte limit.
@@ -404,8 +417,7 @@ class WorkflowStore:
             await self._insert_events(connection, rows)
 
     async def _insert_events(self, connection: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-        await connection.execute(dialect.insert(run_events).on_conflict_do_nothing(), list(rows))
+        await connection.execute(_upsert(connection, run_events).on_conflict_do_nothing(), list(rows))
         await self._notify_keys(connection, list(dict.fromkeys(f"{row['workflow_id']}:events" for row in rows)))
 
     async def events(self, *, workflow_id: str, after: int = 0, limit: int = 1000) -> list[EventRow]:
@@ -916,9 +928,8 @@ class WorkflowStore:
         created_at: datetime,
         expires_at: datetime,
     ) -> None:
-        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
         values = {"workflow_type": workflow_type, "workflow_id": workflow_id, "created_at": created_at}
-        statement = dialect.insert(result_cache).values(key=key, expires_at=expires_at, **values)
+        statement = _upsert(connection, result_cache).values(key=key, expires_at=expires_at, **values)
         statement = statement.on_conflict_do_update(
             index_elements=[result_cache.c.key], set_={**values, "expires_at": expires_at}
         )

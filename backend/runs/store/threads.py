@@ -11,20 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backend.runs.records import WorkflowStatus
-from backend.runs.store.tables import ThreadRow, WorkflowRow
+from backend.runs.store.tables import threads, workflows
 
 __all__ = ["THREAD_STATUS_AFTER", "ThreadExists", "ThreadRecord", "ThreadStore", "settle_thread"]
 
-threads = cast(Table, ThreadRow.__table__)
-workflows = cast(Table, WorkflowRow.__table__)
 _LIVE_RUN = workflows.c.status.in_([WorkflowStatus.QUEUED.value, WorkflowStatus.RUNNING.value])
 
 #: The thread's status once its last live run ends, by how that run ended (LangGraph's thread

@@ -6,10 +6,11 @@ from alembic import context
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 
-from backend.runs.store.tables import Base
+from backend.runs.store.tables import add_flight_index, metadata
 
 config = context.config
-target_metadata = Base.metadata
+add_flight_index()  # kept out of the server's metadata (see there)
+target_metadata = metadata
 
 
 def _run(connection: Connection) -> None:
