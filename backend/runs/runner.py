@@ -254,7 +254,7 @@ class RunRunner:
                         self.changed(record.id)
                         if time.monotonic() - flushed_at >= self.progress_interval:
                             flushed_at = time.monotonic()
-                            await self.store.update(
+                            await self.store.write_progress(
                                 workflow_id=record.id,
                                 progress=progress,
                                 usage=usage,

@@ -219,6 +219,7 @@ async def open_runtime(settings: Settings, *, worker_concurrency: int | None = N
             # After the runs have stopped (their last events are pending) and before the engine
             # is disposed (the exit stack, below): no event write may outlive the store.
             await events.aclose()
+            await store.flush_progress()
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

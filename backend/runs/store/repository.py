@@ -45,7 +45,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from agents.errors import InvalidInput
 from backend.runs.records import TERMINAL_STATUSES, CacheOutcome, Usage, WorkflowRecord, WorkflowStatus
+from backend.runs.signals import status_key
 from backend.runs.store.outbox import delivery_values, enqueue
+from backend.runs.store.progress import ProgressBatch
 from backend.runs.store.tables import ResultCacheRow, RunEventRow, WorkflowRow
 from backend.runs.store.threads import settle_thread
 
@@ -246,6 +248,8 @@ class WorkflowStore:
         self.engine = engine
         self.defer_jobs = defer_jobs
         self.notifies = engine.dialect.name == "postgresql"
+        #: PostgreSQL: progress of running runs, batched (``write_progress``).
+        self._progress = ProgressBatch(engine, notify=self._notify_keys) if self.notifies else None
         self._finished: OrderedDict[str, WorkflowRecord] = OrderedDict()
         self._finished_cache_size = finished_cache_size
         self._pending_inserts: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
@@ -367,10 +371,15 @@ class WorkflowStore:
         for row, job_id in zip(queued, job_ids, strict=True):
             row["job_id"] = job_id
 
-    async def _notify(self, connection: AsyncConnection, workflow_ids: Sequence[str]) -> None:
+    async def _notify(
+        self, connection: AsyncConnection, workflow_ids: Sequence[str], status: WorkflowStatus | str | None = None
+    ) -> None:
+        """NOTIFY a change of each record; ``status``: what they hold after this write, when known
+        (a waiter for a settled run then skips the changes of a running one, see ``ChangeHub``)."""
         if self.notifies:
             for workflow_id in workflow_ids:
-                await connection.execute(select(func.pg_notify(CHANGES_CHANNEL, workflow_id)))
+                key = workflow_id if status is None else status_key(workflow_id, str(status))
+                await connection.execute(select(func.pg_notify(CHANGES_CHANNEL, key)))
 
     async def announce_watch(self, *, key: str) -> None:
         """Tell every process (NOTIFY) that a run is watched here; nothing to tell on SQLite."""
@@ -545,7 +554,31 @@ class WorkflowStore:
             values["cache_outcome"] = values["cache_outcome"].value
         async with self.engine.begin() as connection:
             await connection.execute(update(workflows).where(workflows.c.id == workflow_id).values(**values))
-            await self._notify(connection, [workflow_id])
+            await self._notify(connection, [workflow_id], values.get("status"))
+
+    async def write_progress(
+        self, *, workflow_id: str, progress: dict[str, Any], usage: Usage, timeline: list[dict[str, Any]]
+    ) -> None:
+        """Store a running run's progress, usage and timeline.
+
+        On PostgreSQL it is written with every other run's within 0.1 s (``ProgressBatch``), and
+        this returns at once; elsewhere it is written now.
+        """
+        if self._progress is None:
+            await self.update(workflow_id=workflow_id, progress=progress, usage=usage, timeline=timeline)
+            return
+        self._progress.put(workflow_id, {"progress": progress, "usage": usage.as_dict(), "timeline": timeline})
+
+    async def flush_progress(self) -> None:
+        """Write the progress not yet written (before the engine is disposed)."""
+        if self._progress is not None:
+            await self._progress.flush()
+
+    def _take_progress(self, workflow_id: str, values: dict[str, Any]) -> None:
+        """A write that ends or parks a run takes its pending progress: what it does not set itself."""
+        pending = self._progress.take(workflow_id) if self._progress is not None else None
+        for name, value in (pending or {}).items():
+            values.setdefault(name, value)
 
     async def start_run(
         self, *, workflow_id: str, started_at: datetime, attempts: int, lease_owner: str | None = None
@@ -565,7 +598,7 @@ class WorkflowStore:
                 update(workflows).where(workflows.c.id == workflow_id, _LIVE).values(**values)
             )
             if outcome.rowcount:
-                await self._notify(connection, [workflow_id])
+                await self._notify(connection, [workflow_id], WorkflowStatus.RUNNING)
         return bool(outcome.rowcount)
 
     async def finish(
@@ -610,6 +643,7 @@ class WorkflowStore:
             values["progress"] = progress
         if timeline is not None:
             values["timeline"] = timeline
+        self._take_progress(workflow_id, values)
         async with self.engine.begin() as connection:
             finished = (
                 await connection.execute(
@@ -633,7 +667,7 @@ class WorkflowStore:
                     await self._insert_events(connection, events)
                 if finished[0] is not None:  # its webhook is due: in this transaction, or never lost
                     await enqueue(connection, [delivery_values(workflow_id=workflow_id, url=finished[0], now=utcnow())])
-                await self._notify(connection, [workflow_id])
+                await self._notify(connection, [workflow_id], status)
         if finished is not None and finished[0] is not None:
             self._webhook_due()
         return finished is not None
@@ -666,7 +700,7 @@ class WorkflowStore:
             )
             row = await _row_in(connection, workflow_id)
             if row is not None:
-                await self._notify(connection, [workflow_id])
+                await self._notify(connection, [workflow_id], row["status"])
         if cancelled is not None and cancelled[0] is not None:
             self._webhook_due()
         return _to_record(row) if row is not None else None
@@ -778,6 +812,7 @@ class WorkflowStore:
             values["usage"] = usage.as_dict()
         if timeline is not None:
             values["timeline"] = timeline
+        self._take_progress(workflow_id, values)
         async with self.engine.begin() as connection:
             outcome = await connection.execute(
                 update(workflows)
@@ -796,7 +831,7 @@ class WorkflowStore:
                         run_status=WorkflowStatus.WAITING,
                         values=None,
                     )
-                await self._notify(connection, [workflow_id])
+                await self._notify(connection, [workflow_id], WorkflowStatus.WAITING)
         return bool(outcome.rowcount)
 
     async def resume(
@@ -831,7 +866,7 @@ class WorkflowStore:
                 (job_id,) = await self.defer_jobs(connection, [workflow_id])
                 await connection.execute(update(workflows).where(workflows.c.id == workflow_id).values(job_id=job_id))
             row = await _row_in(connection, workflow_id)
-            await self._notify(connection, [workflow_id])
+            await self._notify(connection, [workflow_id], WorkflowStatus.QUEUED)
         return _to_record(row) if row is not None else None
 
     async def end_waiting(
@@ -861,7 +896,7 @@ class WorkflowStore:
                 await enqueue(
                     connection, [delivery_values(workflow_id=workflow_id, url=row["webhook_url"], now=utcnow())]
                 )
-            await self._notify(connection, [workflow_id])
+            await self._notify(connection, [workflow_id], status)
         if row is None:
             return None
         if row["webhook_url"] is not None:
