@@ -6,6 +6,7 @@ import asyncio
 from typing import Any, TypedDict
 
 import psycopg
+import pytest
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
@@ -91,6 +92,18 @@ async def test_one_failing_write_does_not_fail_the_others_of_its_batch(postgres_
         assert isinstance(outcomes[0], psycopg.errors.UndefinedTable)
         assert not isinstance(outcomes[1], BaseException)
         assert await saver.aget_tuple({"configurable": {"thread_id": "good"}}) is not None
+
+
+async def test_a_batch_is_all_or_nothing(postgres_url: str) -> None:
+    async with open_checkpointer(postgres_url) as saver:
+        assert isinstance(saver, GroupCommitPostgresSaver)
+        config: Any = {"configurable": {"thread_id": "atomic", "checkpoint_ns": ""}}
+        good, _ = saver._recorder.record(
+            saver._recorder.put, config, empty_checkpoint(), {"source": "input", "step": -1}, {}
+        )
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            await saver._commit([good, [("INSERT INTO no_such_table VALUES (1)", None, False)]])
+        assert _count(postgres_url, "checkpoints", "atomic") == 0
 
 
 async def test_closing_waits_for_writes_in_flight(postgres_url: str) -> None:

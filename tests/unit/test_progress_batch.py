@@ -1,4 +1,5 @@
-"""Progress of running runs on PostgreSQL: batched, never over a run that ended, notified as ``running``."""
+"""The store's per-run PostgreSQL statements (on the fast path's pool, or on the engine): progress
+batched and never written over a run that ended, notified as ``running``; records read; events logged."""
 
 from __future__ import annotations
 
@@ -11,13 +12,19 @@ from agents.providers.usage import Usage
 from backend.runs.records import WorkflowRecord, WorkflowStatus
 from backend.runs.signals import ChangeHub, listen_for_changes
 from backend.runs.store import CHANGES_CHANNEL, WorkflowStore, create_engine, libpq_url, run_migrations, utcnow
+from backend.runs.store.fastpath import FastPath
 
 
-@pytest.fixture
-async def store(postgres_url: str) -> AsyncIterator[WorkflowStore]:
+@pytest.fixture(params=["fast path", "engine"])
+async def store(postgres_url: str, request: pytest.FixtureRequest) -> AsyncIterator[WorkflowStore]:
     engine = create_engine(postgres_url)
     await run_migrations(engine)
-    yield WorkflowStore(engine)
+    fast = FastPath(libpq_url(postgres_url)) if request.param == "fast path" else None
+    if fast is not None:
+        await fast.open()
+    yield WorkflowStore(engine, fast=fast)
+    if fast is not None:
+        await fast.close()
     await engine.dispose()
 
 
@@ -69,3 +76,60 @@ async def test_a_wait_for_the_run_to_settle_is_not_woken_by_its_progress(
         assert not settled.is_set()  # ...and named a status a settled-only watcher skips
         await store.finish(workflow_id="w", status=WorkflowStatus.COMPLETED)
         await asyncio.wait_for(settled.wait(), 10)
+
+
+async def test_a_record_reads_back_as_written_and_starts_only_while_live(store: WorkflowStore) -> None:
+    created = WorkflowRecord(
+        id="full",
+        workflow_type="reflection",
+        status=WorkflowStatus.QUEUED,
+        created_at=utcnow(),
+        input={"topic": "t", "nested": {"n": [1, 2]}},
+        progress={"node": None, "iteration": 0},
+        usage=Usage(input_tokens=3),
+        owner="key-1",
+        metadata={"m": 1},
+        webhook_url="https://example.com/hook",
+    )
+    await store.create(record=created)
+    read = await store.get(workflow_id="full")
+    assert read is not None
+    assert (read.status, read.input, read.progress, read.usage, read.owner, read.metadata, read.webhook_url) == (
+        WorkflowStatus.QUEUED,
+        created.input,
+        created.progress,
+        created.usage,
+        "key-1",
+        {"m": 1},
+        "https://example.com/hook",
+    )
+    assert read.created_at == created.created_at and read.created_at.tzinfo is not None
+    assert await store.start_run(workflow_id="full", started_at=utcnow(), attempts=1, lease_owner="w1")
+    await store.request_cancel(workflow_id="full")
+    await store.finish(workflow_id="full", status=WorkflowStatus.CANCELLED)
+    assert not await store.start_run(workflow_id="full", started_at=utcnow(), attempts=2)
+    assert await store.get(workflow_id="missing") is None
+
+
+async def test_events_are_logged_once_each_and_notified(store: WorkflowStore, postgres_url: str) -> None:
+    await _running(store, "e")
+    hub = ChangeHub(sees_every_change=False)
+    async with listen_for_changes(hub, libpq_url(postgres_url), CHANGES_CHANNEL):
+        woken = hub.watch("e:events")
+        rows = [
+            {
+                "workflow_id": "e",
+                "seq": seq,
+                "kind": "custom",
+                "data": {"n": seq, "text": "ü\n"},
+                "created_at": utcnow(),
+            }
+            for seq in (1, 2)
+        ]
+        await store.append_events(rows=rows)
+        await store.append_events(rows=[{**rows[1], "data": "ignored: (e, 2) is stored"}])
+        await asyncio.wait_for(woken.wait(), 10)
+    assert await store.events(workflow_id="e") == [
+        (1, "custom", {"n": 1, "text": "ü\n"}),
+        (2, "custom", {"n": 2, "text": "ü\n"}),
+    ]

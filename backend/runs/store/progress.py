@@ -14,7 +14,8 @@ ended or parked the run. Those transactions take the run's pending progress firs
 (``take``) and write it themselves when they have none of their own. A crash loses at most the
 last ``interval`` of progress; the run resumes from its checkpoint and writes progress again.
 
-Written by hand: it is one UPDATE over ``json_to_recordset`` and a timer.
+Written by hand: it is a timer around one UPDATE over ``json_to_recordset``
+(``backend.runs.store.fastpath.UPDATE_PROGRESS``).
 """
 
 from __future__ import annotations
@@ -22,39 +23,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
-
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
-from backend.runs.signals import status_key
-from backend.runs.store.database import dumps_json
 
 __all__ = ["ProgressBatch"]
 
 logger = logging.getLogger("agentflow.store")
 
-#: One statement for any number of runs (a constant text, so PostgreSQL plans it once per connection).
-_UPDATE = text(
-    """
-    UPDATE workflows AS w
-    SET progress = p.progress, usage = p.usage, timeline = p.timeline
-    FROM json_to_recordset(CAST(:rows AS json)) AS p(id text, progress json, usage json, timeline json)
-    WHERE w.id = p.id AND w.status = 'running'
-    RETURNING w.id
-    """
-)
-#: Notifies the given keys (in the same transaction).
-Notify = Callable[[AsyncConnection, Sequence[str]], Awaitable[None]]
+#: Writes rows (``id``, ``progress``, ``usage``, ``timeline``) of running runs and notifies them
+#: (the store runs ``backend.runs.store.fastpath.UPDATE_PROGRESS``).
+Write = Callable[[list[dict[str, Any]]], Awaitable[None]]
 
 
 class ProgressBatch:
     """The pending progress of this process's running runs, written every ``interval`` seconds."""
 
-    def __init__(self, engine: AsyncEngine, *, notify: Notify, interval: float = 0.1) -> None:
-        self.engine = engine
-        self.notify = notify
+    def __init__(self, write: Write, *, interval: float = 0.1) -> None:
+        self.write = write
         self.interval = interval
         self._pending: dict[str, dict[str, Any]] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -90,10 +75,7 @@ class ProgressBatch:
     async def _write(self) -> None:
         batch, self._pending = self._pending, {}
         try:
-            rows = [{"id": workflow_id, **values} for workflow_id, values in batch.items()]
-            async with self.engine.begin() as connection:
-                written = (await connection.execute(_UPDATE, {"rows": dumps_json(rows)})).scalars().all()
-                await self.notify(connection, [status_key(workflow_id, "running") for workflow_id in written])
+            await self.write([{"id": workflow_id, **values} for workflow_id, values in batch.items()])
         except Exception:
             for workflow_id, values in batch.items():  # written next time, unless newer values came
                 self._pending.setdefault(workflow_id, values)

@@ -33,7 +33,7 @@ import asyncio
 import base64
 import json
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -46,6 +46,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from agents.errors import InvalidInput
 from backend.runs.records import TERMINAL_STATUSES, CacheOutcome, Usage, WorkflowRecord, WorkflowStatus
 from backend.runs.signals import status_key
+from backend.runs.store.database import dumps_json
+from backend.runs.store.fastpath import (
+    INSERT_EVENTS,
+    KEYS_PER_NOTIFY,
+    START_RUN,
+    UPDATE_PROGRESS,
+    FastPath,
+    notify_payloads,
+    select_record,
+)
 from backend.runs.store.outbox import delivery_values, enqueue
 from backend.runs.store.progress import ProgressBatch
 from backend.runs.store.tables import ResultCacheRow, RunEventRow, WorkflowRow
@@ -74,8 +84,6 @@ result_cache = cast(Table, ResultCacheRow.__table__)
 run_events = cast(Table, RunEventRow.__table__)
 #: One stored event as the store reads it back: (seq, kind, data).
 EventRow = tuple[int, str, Any]
-#: A NOTIFY payload stays under PostgreSQL's 8000-byte limit.
-_NOTIFY_PAYLOAD_BYTES = 7000
 _RECORD_COLUMNS = [
     workflows.c[name]
     for name in (
@@ -86,6 +94,8 @@ _RECORD_COLUMNS = [
         "pending", "resume_value", "waiting_since", "resumed_at",
     )
 ]  # fmt: skip
+_RECORD_NAMES = [column.name for column in _RECORD_COLUMNS]
+_SELECT_RECORD = select_record(_RECORD_NAMES)
 _LIVE = workflows.c.status.in_([WorkflowStatus.QUEUED.value, WorkflowStatus.RUNNING.value])
 _TERMINAL_VALUES = [status.value for status in TERMINAL_STATUSES]
 _NOT_TERMINAL = workflows.c.status.not_in(_TERMINAL_VALUES)
@@ -155,7 +165,7 @@ async def _row_in(connection: AsyncConnection, workflow_id: str) -> RowMapping |
     return (await connection.execute(select(*_RECORD_COLUMNS).where(workflows.c.id == workflow_id))).mappings().first()
 
 
-def _to_record(row: RowMapping) -> WorkflowRecord:
+def _to_record(row: RowMapping | Mapping[str, Any]) -> WorkflowRecord:
     created = _aware(row["created_at"])
     assert created is not None
     return WorkflowRecord(
@@ -243,13 +253,21 @@ class WorkflowStore:
     """Reads and writes workflow records. Every method is one short transaction."""
 
     def __init__(
-        self, engine: AsyncEngine, *, defer_jobs: JobDeferrer | None = None, finished_cache_size: int = 10_000
+        self,
+        engine: AsyncEngine,
+        *,
+        defer_jobs: JobDeferrer | None = None,
+        finished_cache_size: int = 10_000,
+        fast: FastPath | None = None,
     ) -> None:
+        """``fast`` (PostgreSQL): where the per-run statements run (``backend.runs.store.fastpath``);
+        without it they run on ``engine``."""
         self.engine = engine
         self.defer_jobs = defer_jobs
         self.notifies = engine.dialect.name == "postgresql"
+        self.fast = fast
         #: PostgreSQL: progress of running runs, batched (``write_progress``).
-        self._progress = ProgressBatch(engine, notify=self._notify_keys) if self.notifies else None
+        self._progress = ProgressBatch(self._write_progress_rows) if self.notifies else None
         self._finished: OrderedDict[str, WorkflowRecord] = OrderedDict()
         self._finished_cache_size = finished_cache_size
         self._pending_inserts: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
@@ -260,6 +278,14 @@ class WorkflowStore:
     def _webhook_due(self) -> None:
         if self.on_webhook_due is not None:
             self.on_webhook_due()
+
+    async def _pg(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Run one hand-written PostgreSQL statement (``fastpath``) in its own transaction; its rows."""
+        if self.fast is not None:
+            return await self.fast.fetch(sql, params)
+        async with self.engine.begin() as connection:
+            result = await connection.exec_driver_sql(sql, params)
+            return [tuple(row) for row in result.all()] if result.returns_rows else []
 
     def remember_finished(self, record: WorkflowRecord) -> None:
         """Cache a terminal record (they are immutable, so the cache is never stale)."""
@@ -387,21 +413,6 @@ class WorkflowStore:
             async with self.engine.begin() as connection:
                 await connection.execute(select(func.pg_notify(CHANGES_CHANNEL, key)))
 
-    async def _notify_keys(self, connection: AsyncConnection, keys: Sequence[str]) -> None:
-        """One NOTIFY per batch of keys (comma-separated), not one per key."""
-        if not self.notifies:
-            return
-        batch: list[str] = []
-        size = 0
-        for key in keys:
-            if batch and size + len(key) + 1 > _NOTIFY_PAYLOAD_BYTES:
-                await connection.execute(select(func.pg_notify(CHANGES_CHANNEL, ",".join(batch))))
-                batch, size = [], 0
-            batch.append(key)
-            size += len(key) + 1
-        if batch:
-            await connection.execute(select(func.pg_notify(CHANGES_CHANNEL, ",".join(batch))))
-
     # --- run events ---------------------------------------------------------------------------
 
     async def append_events(self, *, rows: Sequence[dict[str, Any]]) -> None:
@@ -409,13 +420,22 @@ class WorkflowStore:
         multi-row statement; a (workflow_id, seq) already stored is kept, never overwritten."""
         if not rows:
             return
+        if self.notifies:
+            await self._pg(INSERT_EVENTS, self._events_params(rows))
+            return
         async with self.engine.begin() as connection:
             await self._insert_events(connection, rows)
 
     async def _insert_events(self, connection: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-        await connection.execute(dialect.insert(run_events).on_conflict_do_nothing(), list(rows))
-        await self._notify_keys(connection, list(dict.fromkeys(f"{row['workflow_id']}:events" for row in rows)))
+        if connection.dialect.name == "postgresql":
+            await connection.exec_driver_sql(INSERT_EVENTS, self._events_params(rows))
+            return
+        await connection.execute(sqlite.insert(run_events).on_conflict_do_nothing(), list(rows))
+
+    @staticmethod
+    def _events_params(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        keys = list(dict.fromkeys(f"{row['workflow_id']}:events" for row in rows))
+        return {"rows": dumps_json(list(rows)), "channel": CHANGES_CHANNEL, "payloads": notify_payloads(keys)}
 
     async def events(self, *, workflow_id: str, after: int = 0, limit: int = 1000) -> list[EventRow]:
         """Stored events of one run with ``seq`` > ``after``, in order, at most ``limit``."""
@@ -449,7 +469,13 @@ class WorkflowStore:
         cached = self._finished.get(workflow_id)
         if cached is not None:
             return cached
-        record = await self._one(workflows.c.id == workflow_id)
+        if self.notifies:  # the hottest read of queue mode (long polls, workers): see ``fastpath``
+            found = await self._pg(_SELECT_RECORD, {"id": workflow_id})
+            record = _to_record(dict(zip(_RECORD_NAMES, found[0], strict=True))) if found else None
+            if record is not None:
+                await self._hydrate([record])
+        else:
+            record = await self._one(workflows.c.id == workflow_id)
         if record is not None:
             self.remember_finished(record)
         return record
@@ -569,6 +595,10 @@ class WorkflowStore:
             return
         self._progress.put(workflow_id, {"progress": progress, "usage": usage.as_dict(), "timeline": timeline})
 
+    async def _write_progress_rows(self, rows: list[dict[str, Any]]) -> None:
+        params = {"rows": dumps_json(rows), "channel": CHANGES_CHANNEL, "per_notify": KEYS_PER_NOTIFY}
+        await self._pg(UPDATE_PROGRESS, params)
+
     async def flush_progress(self) -> None:
         """Write the progress not yet written (before the engine is disposed)."""
         if self._progress is not None:
@@ -585,6 +615,15 @@ class WorkflowStore:
     ) -> bool:
         """Mark a live record ``running`` for its next attempt (by ``lease_owner``, when given);
         False if it already ended."""
+        if self.notifies:
+            params = {
+                "id": workflow_id,
+                "started_at": started_at,
+                "attempts": attempts,
+                "lease_owner": lease_owner,
+                "channel": CHANGES_CHANNEL,
+            }
+            return bool(await self._pg(START_RUN, params))
         values: dict[str, Any] = {
             "status": WorkflowStatus.RUNNING.value,
             "started_at": started_at,
