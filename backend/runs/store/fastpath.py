@@ -34,7 +34,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from backend.runs.store.database import dumps_json, loads_json
 
-__all__ = ["INSERT_EVENTS", "START_RUN", "UPDATE_PROGRESS", "FastPath", "notify_payloads", "select_record"]
+__all__ = ["FINISH", "INSERT_EVENTS", "START_RUN", "UPDATE_PROGRESS", "FastPath", "notify_payloads", "select_record"]
 
 #: Keys per NOTIFY: ~45 bytes each, well under PostgreSQL's 8000-byte payload limit.
 KEYS_PER_NOTIFY = 120
@@ -90,6 +90,48 @@ UPDATE_PROGRESS = """
         SELECT id, (row_number() OVER ()) / %(per_notify)s AS part FROM written
     )
     SELECT pg_notify(%(channel)s, string_agg(id || '=running', ',')) FROM numbered GROUP BY part
+"""
+
+
+#: ``WorkflowStore.finish`` of a run without a LangGraph-API thread: the record becomes final
+#: (``usage``, ``progress``, ``timeline`` kept when NULL), its last events are stored, its webhook
+#: delivery queued (when it has a webhook) and its result cached (``cache_key`` not NULL), all in
+#: one statement, so in one transaction; nothing happens when it was final already. Returns the
+#: record's webhook URL (one row) if it was not. Parameters: id, status, finished_at, result,
+#: error_code, error_message, usage, progress, timeline (JSON text or NULL), events (JSON text),
+#: delivery_id, now, cache_key, cache_type, cache_expires, channel, payload.
+FINISH = """
+    WITH finished AS (
+        UPDATE workflows
+        SET status = %(status)s, finished_at = %(finished_at)s, result = %(result)s::json,
+            error_code = %(error_code)s, error_message = %(error_message)s,
+            lease_owner = NULL, lease_expires_at = NULL,
+            usage = COALESCE(%(usage)s::json, usage),
+            progress = COALESCE(%(progress)s::json, progress),
+            timeline = COALESCE(%(timeline)s::json, timeline)
+        WHERE id = %(id)s AND status NOT IN ('completed', 'failed', 'cancelled')
+        RETURNING id, webhook_url
+    ), logged AS (
+        INSERT INTO run_events (workflow_id, seq, kind, data, created_at)
+        SELECT e.workflow_id, e.seq, e.kind, e.data, e.created_at
+        FROM finished, json_to_recordset(%(events)s::json)
+            AS e(workflow_id text, seq integer, kind text, data json, created_at timestamptz)
+        ON CONFLICT DO NOTHING
+    ), delivery AS (
+        INSERT INTO webhook_deliveries (id, workflow_id, url, status, attempts, next_attempt_at, created_at, updated_at)
+        SELECT %(delivery_id)s, id, webhook_url, 'pending', 0, %(now)s, %(now)s, %(now)s
+        FROM finished WHERE webhook_url IS NOT NULL
+    ), cached AS (
+        INSERT INTO result_cache (key, workflow_type, workflow_id, created_at, expires_at)
+        SELECT %(cache_key)s::text, %(cache_type)s::text, id, %(finished_at)s, %(cache_expires)s::timestamptz
+        FROM finished WHERE %(cache_key)s::text IS NOT NULL
+        ON CONFLICT (key) DO UPDATE SET workflow_type = EXCLUDED.workflow_type, workflow_id = EXCLUDED.workflow_id,
+            created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
+    ), swept AS (
+        DELETE FROM result_cache
+        WHERE %(cache_key)s::text IS NOT NULL AND expires_at <= %(finished_at)s AND EXISTS (SELECT FROM finished)
+    )
+    SELECT webhook_url, pg_notify(%(channel)s, %(payload)s) FROM finished
 """
 
 

@@ -48,6 +48,7 @@ from backend.runs.records import TERMINAL_STATUSES, CacheOutcome, Usage, Workflo
 from backend.runs.signals import status_key
 from backend.runs.store.database import dumps_json
 from backend.runs.store.fastpath import (
+    FINISH,
     INSERT_EVENTS,
     KEYS_PER_NOTIFY,
     START_RUN,
@@ -56,7 +57,7 @@ from backend.runs.store.fastpath import (
     notify_payloads,
     select_record,
 )
-from backend.runs.store.outbox import delivery_values, enqueue
+from backend.runs.store.outbox import delivery_values, enqueue, new_delivery_id
 from backend.runs.store.progress import ProgressBatch
 from backend.runs.store.tables import ResultCacheRow, RunEventRow, WorkflowRow
 from backend.runs.store.threads import settle_thread
@@ -202,6 +203,11 @@ def _to_record(row: RowMapping | Mapping[str, Any]) -> WorkflowRecord:
         waiting_since=_aware(row["waiting_since"]),
         resumed_at=_aware(row["resumed_at"]),
     )
+
+
+def _json_or_null(value: Any) -> str | None:
+    """A JSON column's value as a hand-written statement's parameter (``fastpath``): None stays SQL NULL."""
+    return None if value is None else dumps_json(value)
 
 
 def _by_reference(record: WorkflowRecord) -> bool:
@@ -683,6 +689,8 @@ class WorkflowStore:
         if timeline is not None:
             values["timeline"] = timeline
         self._take_progress(workflow_id, values)
+        if self.notifies and thread_id is None:  # one statement: see ``fastpath.FINISH``
+            return await self._finish_fast(workflow_id, status, values, cache_entry, events)
         async with self.engine.begin() as connection:
             finished = (
                 await connection.execute(
@@ -710,6 +718,42 @@ class WorkflowStore:
         if finished is not None and finished[0] is not None:
             self._webhook_due()
         return finished is not None
+
+    async def _finish_fast(
+        self,
+        workflow_id: str,
+        status: WorkflowStatus,
+        values: dict[str, Any],
+        cache_entry: tuple[str, str, datetime] | None,
+        events: Sequence[dict[str, Any]],
+    ) -> bool:
+        """``finish`` on PostgreSQL for a run without a thread (``values`` as the engine path builds them)."""
+        key, workflow_type, expires_at = cache_entry if cache_entry is not None else (None, None, None)
+        now = utcnow()
+        payload = status_key(workflow_id, status.value) + (f",{workflow_id}:events" if events else "")
+        params = {
+            "id": workflow_id,
+            "status": values["status"],
+            "finished_at": values["finished_at"],
+            "result": _json_or_null(values["result"]),
+            "error_code": values["error_code"],
+            "error_message": values["error_message"],
+            "usage": _json_or_null(values.get("usage")),
+            "progress": _json_or_null(values.get("progress")),
+            "timeline": _json_or_null(values.get("timeline")),
+            "events": dumps_json(list(events)),
+            "delivery_id": new_delivery_id(),
+            "now": now,
+            "cache_key": key,
+            "cache_type": workflow_type,
+            "cache_expires": expires_at,
+            "channel": CHANGES_CHANNEL,
+            "payload": payload,
+        }
+        finished = await self._pg(FINISH, params)
+        if finished and finished[0][0] is not None:
+            self._webhook_due()
+        return bool(finished)
 
     async def request_cancel(self, *, workflow_id: str) -> WorkflowRecord | None:
         """Flag a run for cancellation; a queued run is cancelled outright. None if unknown."""

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 
 from agents.providers.usage import Usage
-from backend.runs.records import WorkflowRecord, WorkflowStatus
+from backend.runs.records import DeliveryStatus, WorkflowRecord, WorkflowStatus
 from backend.runs.signals import ChangeHub, listen_for_changes
 from backend.runs.store import CHANGES_CHANNEL, WorkflowStore, create_engine, libpq_url, run_migrations, utcnow
 from backend.runs.store.fastpath import FastPath
+from backend.runs.store.outbox import WebhookOutbox
 
 
 @pytest.fixture(params=["fast path", "engine"])
@@ -133,3 +135,42 @@ async def test_events_are_logged_once_each_and_notified(store: WorkflowStore, po
         (1, "custom", {"n": 1, "text": "ü\n"}),
         (2, "custom", {"n": 2, "text": "ü\n"}),
     ]
+
+
+async def test_finishing_stores_the_end_queues_the_webhook_and_caches_once(store: WorkflowStore) -> None:
+    record = WorkflowRecord(
+        id="f",
+        workflow_type="reflection",
+        status=WorkflowStatus.QUEUED,
+        created_at=utcnow(),
+        input={},
+        webhook_url="https://example.com/hook",
+    )
+    await store.create(record=record)
+    assert await store.start_run(workflow_id="f", started_at=utcnow(), attempts=1)
+    due: list[bool] = []
+    store.on_webhook_due = lambda: due.append(True)
+    end = {"workflow_id": "f", "seq": 1, "kind": "end", "data": {"status": "completed"}, "created_at": utcnow()}
+    finished_at = utcnow()
+    cache = ("key-1", "reflection", finished_at + timedelta(hours=1))
+    for attempt in range(2):  # the second finds the run final already: changes nothing
+        changed = await store.finish(
+            workflow_id="f",
+            status=WorkflowStatus.COMPLETED if attempt == 0 else WorkflowStatus.FAILED,
+            result={"final": "text"},
+            usage=Usage(output_tokens=9),
+            finished_at=finished_at,
+            cache_entry=cache,
+            events=[end],
+        )
+        assert changed is (attempt == 0)
+    assert due == [True]
+    final = await store.get(workflow_id="f")
+    assert final is not None
+    assert (final.status, final.result, final.usage.output_tokens) == (WorkflowStatus.COMPLETED, {"final": "text"}, 9)
+    assert final.finished_at == finished_at
+    assert await store.events(workflow_id="f") == [(1, "end", {"status": "completed"})]
+    cached = await store.cached_result(key="key-1", now=utcnow())
+    assert cached is not None and cached.id == "f"
+    states = await WebhookOutbox(store.engine).states(workflow_ids=["f"])
+    assert states["f"].status is DeliveryStatus.PENDING
