@@ -153,7 +153,7 @@ class FastPath:
         await self.pool.close()
 
     async def fetch(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        """Run one statement (its own transaction); the rows it returns."""
+        """Run one statement (its own transaction; each above returns rows); the rows it returns."""
         async with self.pool.connection() as conn:
             cursor = await conn.execute(sql, params)
-            return await cursor.fetchall() if cursor.description is not None else []
+            return await cursor.fetchall()
