@@ -1,6 +1,11 @@
 """WorkflowStore: every read and write of workflow records, keyword-only and transaction-scoped.
 
-Statements are SQLAlchemy Core (no ORM unit of work on the hot paths: submit, poll, progress).
+Statements are SQLAlchemy Core (no ORM unit of work on the hot paths: submit, poll, progress),
+except on PostgreSQL for the statements every run makes (a record read, start, finish, event and
+progress batches): those are hand-written single statements in ``backend.runs.store.fastpath``,
+run on a small psycopg pool when the runtime opened one, because through the async engine each
+cost several times the CPU of the SQL itself. Progress of running runs is written for every run
+at once, every 0.1 s (``backend.runs.store.progress``).
 Finished records never change again, so the store keeps the most recent ones in a small LRU
 cache; polling a finished run costs no database round trip, in any worker.
 
@@ -15,7 +20,9 @@ that makes it final: ``finish``, a queued run cancelled by ``request_cancel``, o
 created already final (a cache hit).
 
 On PostgreSQL every write that changes what a client can see also sends ``NOTIFY agentflow_runs``
-with the workflow id, in the same transaction, so waiters in every process wake on commit.
+with the workflow id, in the same transaction, so waiters in every process wake on commit. When
+the write knows the status it leaves, the payload says so (``<id>=<status>``): a ``?wait`` for a
+run to settle then sleeps through the progress of a running one (``backend.runs.signals``).
 Appending to a run's event log (``run_events``, see ``backend.runs.events``) notifies
 ``<workflow id>:events`` instead (several keys per notification, comma-separated), so event
 streams wake without waking every record waiter.
