@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import psycopg
 import pytest
 
 from agents.providers.usage import Usage
@@ -174,3 +175,22 @@ async def test_finishing_stores_the_end_queues_the_webhook_and_caches_once(store
     assert cached is not None and cached.id == "f"
     states = await WebhookOutbox(store.engine).states(workflow_ids=["f"])
     assert states["f"].status is DeliveryStatus.PENDING
+
+
+async def test_a_statement_survives_its_pooled_connection_being_cut(postgres_url: str) -> None:
+    engine = create_engine(postgres_url)
+    await run_migrations(engine)
+    fast = FastPath(libpq_url(postgres_url), max_size=1)
+    await fast.open()
+    try:
+        store = WorkflowStore(engine, fast=fast)
+        await _running(store, "cut")
+        async with fast.pool.connection() as conn:
+            pid = conn.info.backend_pid
+        with psycopg.connect(postgres_url, autocommit=True) as admin:  # what a server restart does to it
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        record = await store.get(workflow_id="cut")
+        assert record is not None and record.status is WorkflowStatus.RUNNING
+    finally:
+        await fast.close()
+        await engine.dispose()

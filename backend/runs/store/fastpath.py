@@ -17,6 +17,9 @@ in ``backend.runs.store.repository``.
   ``FastPath`` when the runtime opened one, else on its engine (``exec_driver_sql``), so tests
   that build a store on an engine alone run the same SQL.
 - The pool's connections read JSON columns with the store's orjson codec, as the engine does.
+- A statement that meets a broken connection (the server restarted) runs once more on a fresh
+  one, which each of them allows (``FastPath.fetch``). A finish that committed just before its
+  connection broke then reports the run final already, as if another process had ended it.
 
 Written by hand because the point is to skip the layers a library adds.
 """
@@ -153,7 +156,19 @@ class FastPath:
         await self.pool.close()
 
     async def fetch(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        """Run one statement (its own transaction; each above returns rows); the rows it returns."""
-        async with self.pool.connection() as conn:
-            cursor = await conn.execute(sql, params)
-            return await cursor.fetchall()
+        """Run one statement (its own transaction; each above returns rows); the rows it returns.
+
+        A pooled connection found broken (the server restarted, or closed it) is dropped and the
+        statement runs once more on another: each statement here may run twice (the writes are
+        conditional or ``ON CONFLICT DO NOTHING``). The engine's pre-ping does the same job
+        for SQLAlchemy, at a round trip per transaction.
+        """
+        for attempt in (1, 2):
+            async with self.pool.connection() as conn:
+                try:
+                    cursor = await conn.execute(sql, params)
+                    return await cursor.fetchall()
+                except psycopg.OperationalError:
+                    if attempt == 2 or not conn.broken:
+                        raise
+        raise AssertionError("unreachable")  # pragma: no cover
