@@ -86,9 +86,12 @@ class _Worker(Worker):
         if self.fetchers <= 1:
             await super()._fetch_and_process_jobs()  # type: ignore[no-untyped-call]
             return
-        async with asyncio.TaskGroup() as group:
-            for _ in range(self.fetchers):
-                group.create_task(super()._fetch_and_process_jobs())  # type: ignore[no-untyped-call]
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(self.fetchers):
+                    group.create_task(super()._fetch_and_process_jobs())  # type: ignore[no-untyped-call]
+        except ExceptionGroup as failed:  # what one loop alone would have raised (the others stopped)
+            raise failed.exceptions[0] from None
 
 
 class RunInterrupted(Exception):
