@@ -45,9 +45,10 @@ async def open_checkpointer(database_url: str, *, pool_size: int = 10) -> AsyncI
             yield saver
         return
 
-    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from psycopg.rows import dict_row
     from psycopg_pool import AsyncConnectionPool
+
+    from backend.runs.postgres_checkpoints import GroupCommitPostgresSaver
 
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         location,
@@ -57,8 +58,9 @@ async def open_checkpointer(database_url: str, *, pool_size: int = 10) -> AsyncI
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
     )
     await pool.open()
+    postgres_saver: GroupCommitPostgresSaver | None = None
     try:
-        postgres_saver = AsyncPostgresSaver(pool)
+        postgres_saver = GroupCommitPostgresSaver(pool)
         # Processes starting together would race on the checkpointer's own migrations table:
         # they take turns on an advisory lock, and the later ones find its schema current.
         async with pool.connection() as lock:
@@ -72,6 +74,8 @@ async def open_checkpointer(database_url: str, *, pool_size: int = 10) -> AsyncI
                 await lock.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK,))
         yield postgres_saver
     finally:
+        if postgres_saver is not None:
+            await postgres_saver.aclose()
         await pool.close()
 
 

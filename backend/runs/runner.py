@@ -7,7 +7,8 @@
   stops at a node boundary when cancellation was asked, and classifies failures by their code.
 - It keeps the live record of every run it executes, so polls, waits and event streams in this
   process are answered from memory. Progress reaches the database at most every
-  ``progress_interval`` seconds (the checkpoint, not the progress column, makes a run durable);
+  ``progress_interval`` seconds (the checkpoint, not the progress column, makes a run durable;
+  on PostgreSQL the store writes it for every run at once, within 0.1 s: ``write_progress``);
   status changes are written at once.
 - It appends the run's events to the event log (``backend.runs.events``): graph ``values``,
   ``updates``, LLM tokens (``messages``), ``custom`` writes, ``status`` on every visible change
@@ -254,7 +255,7 @@ class RunRunner:
                         self.changed(record.id)
                         if time.monotonic() - flushed_at >= self.progress_interval:
                             flushed_at = time.monotonic()
-                            await self.store.update(
+                            await self.store.write_progress(
                                 workflow_id=record.id,
                                 progress=progress,
                                 usage=usage,

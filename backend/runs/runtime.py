@@ -26,6 +26,7 @@ from backend.runs.service import RunService
 from backend.runs.signals import ChangeHub, listen_for_changes
 from backend.runs.stack import DeferredRunner
 from backend.runs.store import CHANGES_CHANNEL, WorkflowStore, create_engine, is_postgres, libpq_url, run_migrations
+from backend.runs.store.fastpath import FastPath
 from backend.runs.store.outbox import WebhookOutbox
 from backend.runs.webhooks import WebhookConfig, WebhookDispatcher, Webhooks
 from workflows.registry import WORKFLOWS
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 __all__ = ["build_providers", "default_models", "open_runtime", "webhook_config"]
 
 logger = logging.getLogger("agentflow.executor")
+#: Connections of the PostgreSQL fast path (one short statement each; beside the engine's pool).
+FAST_POOL_SIZE = 4
 #: The waiting-TTL sweep runs this often at most (more often for a shorter TTL).
 WAITING_SWEEP_SECONDS = 60.0
 
@@ -123,15 +126,20 @@ async def open_runtime(settings: Settings, *, worker_concurrency: int | None = N
         await run_migrations(engine)
         queue_mode = settings.resolved_executor == "queue"
         hub = ChangeHub(sees_every_change=settings.workers == 1 and not queue_mode)
+        fast: FastPath | None = None
+        if is_postgres(settings.database_url):  # the per-run statements skip SQLAlchemy (see fastpath)
+            fast = FastPath(libpq_url(settings.database_url), max_size=FAST_POOL_SIZE)
+            await fast.open()
+            stack.push_async_callback(fast.close)
         if queue_mode:
             from backend.runs.queue import JobQueue, QueueExecutor
 
             queue = JobQueue(libpq_url(settings.database_url), pool_size=settings.database_pool_size)
             await queue.open()
             stack.push_async_callback(queue.close)
-            store = WorkflowStore(engine, defer_jobs=queue.defer_in)
+            store = WorkflowStore(engine, defer_jobs=queue.defer_in, fast=fast)
         else:
-            store = WorkflowStore(engine)
+            store = WorkflowStore(engine, fast=fast)
         if is_postgres(settings.database_url):  # every process hears every commit's change
             await stack.enter_async_context(listen_for_changes(hub, libpq_url(settings.database_url), CHANGES_CHANNEL))
         models = default_models(settings)
@@ -219,6 +227,7 @@ async def open_runtime(settings: Settings, *, worker_concurrency: int | None = N
             # After the runs have stopped (their last events are pending) and before the engine
             # is disposed (the exit stack, below): no event write may outlive the store.
             await events.aclose()
+            await store.flush_progress()
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

@@ -376,7 +376,8 @@ class RunService:
         """The record once terminal or waiting for a human, or as it stands when ``seconds`` run out."""
         deadline = time.monotonic() + seconds
         while True:
-            signal = self.hub.watch(workflow_id)
+            # Woken when the run settles, not by every step of a run in another process.
+            signal = self.hub.watch(workflow_id, settled_only=True)
             record = await self.get(workflow_id=workflow_id, owner=owner)
             remaining = deadline - time.monotonic()
             if record.status.is_terminal or record.status is WorkflowStatus.WAITING or remaining <= 0:

@@ -6,6 +6,14 @@ record write sends ``NOTIFY agentflow_runs`` in its own transaction (see the sto
 worker anywhere commits a change. Without a cross-process source (SQLite with several server
 processes) waiters fall back to re-reading the record every ``POLL_SECONDS``.
 
+A notification names the status the record has after the write when the writer knows it
+(``status_key``: ``<id>=<status>``). A waiter that only cares about the run settling (``?wait``:
+ended, or waiting for an answer) watches with ``settled_only`` and is not woken by the progress
+writes of a running run: in queue mode a run notifies at every step, and each wake-up of a long
+poll was a read of the record (most of an API process's CPU per run under B2q). A change whose
+status is not named (every in-process signal, and writes that do not set the status) wakes
+every watcher, as before.
+
 Written by hand because it is a dictionary of ``asyncio.Event`` and one LISTEN loop: psycopg
 provides the notifications; nothing more is needed.
 """
@@ -19,18 +27,33 @@ import time
 import weakref
 from collections.abc import AsyncIterator
 
-__all__ = ["POLL_SECONDS", "WATCH_RENEW_SECONDS", "ChangeHub", "listen_for_changes", "watch_key"]
+__all__ = [
+    "POLL_SECONDS",
+    "SETTLED_STATUSES",
+    "WATCH_RENEW_SECONDS",
+    "ChangeHub",
+    "listen_for_changes",
+    "status_key",
+    "watch_key",
+]
 
 logger = logging.getLogger("agentflow.runs")
 POLL_SECONDS = 0.25
 #: A process watching a run elsewhere says so again this often; the word lasts three times as long.
 WATCH_RENEW_SECONDS = 5.0
 _WATCH_SUFFIX = ":watch"
+#: The statuses a settled-only watcher is woken by (``WorkflowStatus`` values: final, or waiting).
+SETTLED_STATUSES = frozenset({"completed", "failed", "cancelled", "waiting"})
 
 
 def watch_key(workflow_id: str) -> str:
     """The key a process notifies to say that someone there watches ``workflow_id``'s events."""
     return workflow_id + _WATCH_SUFFIX
+
+
+def status_key(workflow_id: str, status: str) -> str:
+    """The key (and NOTIFY payload) saying that ``workflow_id`` changed and now has ``status``."""
+    return f"{workflow_id}={status}"
 
 
 class ChangeHub:
@@ -44,16 +67,22 @@ class ChangeHub:
         #: True when every change of every run reaches this hub (one process, or LISTEN is up).
         self.sees_every_change = sees_every_change
         self._events: weakref.WeakValueDictionary[str, asyncio.Event] = weakref.WeakValueDictionary()
+        #: Watchers woken only when a run settles (or by a change of unknown status).
+        self._settled: weakref.WeakValueDictionary[str, asyncio.Event] = weakref.WeakValueDictionary()
         #: Runs watched in another process (``watch_key`` notifications) → until when (monotonic).
         self._watched_elsewhere: dict[str, float] = {}
 
-    def watch(self, workflow_id: str) -> asyncio.Event:
-        event = self._events.get(workflow_id)
+    def watch(self, workflow_id: str, *, settled_only: bool = False) -> asyncio.Event:
+        """The event set at the run's next change; with ``settled_only``, at the next change into a
+        settled status (``SETTLED_STATUSES``) or of unknown status."""
+        events = self._settled if settled_only else self._events
+        event = events.get(workflow_id)
         if event is None:
-            event = self._events[workflow_id] = asyncio.Event()
+            event = events[workflow_id] = asyncio.Event()
         return event
 
     def changed(self, workflow_id: str) -> None:
+        """Wake the watchers of a run; ``workflow_id`` may name its new status (``status_key``)."""
         if workflow_id.endswith(_WATCH_SUFFIX):
             now = time.monotonic()
             # Every process hears every watch, mostly of runs it does not execute: forget lapsed ones.
@@ -61,9 +90,14 @@ class ChangeHub:
                 del self._watched_elsewhere[lapsed]
             self._watched_elsewhere[workflow_id.removesuffix(_WATCH_SUFFIX)] = now + 3 * WATCH_RENEW_SECONDS
             return
+        workflow_id, _, status = workflow_id.partition("=")
         event = self._events.pop(workflow_id, None)
         if event is not None:
             event.set()
+        if not status or status in SETTLED_STATUSES:
+            event = self._settled.pop(workflow_id, None)
+            if event is not None:
+                event.set()
 
     def watched_elsewhere(self, workflow_id: str) -> bool:
         """Whether another process said, recently enough, that someone there watches the run."""
@@ -77,8 +111,9 @@ class ChangeHub:
 
     def changed_all(self) -> None:
         """Wake every waiter (after a gap in notifications, so they re-read their record)."""
-        events = list(self._events.values())
+        events = [*self._events.values(), *self._settled.values()]
         self._events.clear()
+        self._settled.clear()
         for event in events:
             event.set()
 

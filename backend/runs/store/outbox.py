@@ -23,15 +23,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from backend.runs.records import DeliveryStatus, WebhookState
 from backend.runs.store.tables import webhook_deliveries as deliveries
 
-__all__ = ["ClaimedDelivery", "WebhookOutbox", "deliveries", "delivery_values", "enqueue"]
+__all__ = ["ClaimedDelivery", "WebhookOutbox", "deliveries", "delivery_values", "enqueue", "new_delivery_id"]
 
 _ERROR_CHARS = 500  # last_error is for people; the receiver's body is not kept
+
+
+def new_delivery_id() -> str:
+    """The id of a new delivery: the ``webhook-id`` of every attempt."""
+    return f"msg_{uuid.uuid4().hex}"
 
 
 def delivery_values(*, workflow_id: str, url: str, now: datetime) -> dict[str, Any]:
     """A new pending delivery, due at once; its id is the ``webhook-id`` of every attempt."""
     return {
-        "id": f"msg_{uuid.uuid4().hex}",
+        "id": new_delivery_id(),
         "workflow_id": workflow_id,
         "url": url,
         "status": DeliveryStatus.PENDING.value,

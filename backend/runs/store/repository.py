@@ -1,6 +1,11 @@
 """WorkflowStore: every read and write of workflow records, keyword-only and transaction-scoped.
 
-Statements are SQLAlchemy Core (no ORM unit of work on the hot paths: submit, poll, progress).
+Statements are SQLAlchemy Core (no ORM unit of work on the hot paths: submit, poll, progress),
+except on PostgreSQL for the statements every run makes (a record read, start, finish, event and
+progress batches): those are hand-written single statements in ``backend.runs.store.fastpath``,
+run on a small psycopg pool when the runtime opened one, because through the async engine each
+cost several times the CPU of the SQL itself. Progress of running runs is written for every run
+at once, every 0.1 s (``backend.runs.store.progress``).
 Finished records never change again, so the store keeps the most recent ones in a small LRU
 cache; polling a finished run costs no database round trip, in any worker.
 
@@ -15,7 +20,9 @@ that makes it final: ``finish``, a queued run cancelled by ``request_cancel``, o
 created already final (a cache hit).
 
 On PostgreSQL every write that changes what a client can see also sends ``NOTIFY agentflow_runs``
-with the workflow id, in the same transaction, so waiters in every process wake on commit.
+with the workflow id, in the same transaction, so waiters in every process wake on commit. When
+the write knows the status it leaves, the payload says so (``<id>=<status>``): a ``?wait`` for a
+run to settle then sleeps through the progress of a running one (``backend.runs.signals``).
 Appending to a run's event log (``run_events``, see ``backend.runs.events``) notifies
 ``<workflow id>:events`` instead (several keys per notification, comma-separated), so event
 streams wake without waking every record waiter.
@@ -33,7 +40,7 @@ import asyncio
 import base64
 import json
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -44,7 +51,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from agents.errors import InvalidInput
 from backend.runs.records import TERMINAL_STATUSES, CacheOutcome, Usage, WorkflowRecord, WorkflowStatus
-from backend.runs.store.outbox import delivery_values, enqueue
+from backend.runs.signals import status_key
+from backend.runs.store.database import dumps_json
+from backend.runs.store.fastpath import (
+    FINISH,
+    INSERT_EVENTS,
+    KEYS_PER_NOTIFY,
+    START_RUN,
+    UPDATE_PROGRESS,
+    FastPath,
+    notify_payloads,
+    select_record,
+)
+from backend.runs.store.outbox import delivery_values, enqueue, new_delivery_id
+from backend.runs.store.progress import ProgressBatch
 from backend.runs.store.tables import result_cache, run_events, workflows
 from backend.runs.store.threads import settle_thread
 
@@ -85,8 +105,6 @@ def _upsert(connection: AsyncConnection, table: Table) -> postgresql.Insert | sq
 
 #: One stored event as the store reads it back: (seq, kind, data).
 EventRow = tuple[int, str, Any]
-#: A NOTIFY payload stays under PostgreSQL's 8000-byte limit.
-_NOTIFY_PAYLOAD_BYTES = 7000
 _RECORD_COLUMNS = [
     workflows.c[name]
     for name in (
@@ -97,6 +115,8 @@ _RECORD_COLUMNS = [
         "pending", "resume_value", "waiting_since", "resumed_at",
     )
 ]  # fmt: skip
+_RECORD_NAMES = [column.name for column in _RECORD_COLUMNS]
+_SELECT_RECORD = select_record(_RECORD_NAMES)
 _LIVE = workflows.c.status.in_([WorkflowStatus.QUEUED.value, WorkflowStatus.RUNNING.value])
 _TERMINAL_VALUES = [status.value for status in TERMINAL_STATUSES]
 _NOT_TERMINAL = workflows.c.status.not_in(_TERMINAL_VALUES)
@@ -166,7 +186,7 @@ async def _row_in(connection: AsyncConnection, workflow_id: str) -> RowMapping |
     return (await connection.execute(select(*_RECORD_COLUMNS).where(workflows.c.id == workflow_id))).mappings().first()
 
 
-def _to_record(row: RowMapping) -> WorkflowRecord:
+def _to_record(row: RowMapping | Mapping[str, Any]) -> WorkflowRecord:
     created = _aware(row["created_at"])
     assert created is not None
     return WorkflowRecord(
@@ -203,6 +223,11 @@ def _to_record(row: RowMapping) -> WorkflowRecord:
         waiting_since=_aware(row["waiting_since"]),
         resumed_at=_aware(row["resumed_at"]),
     )
+
+
+def _json_or_null(value: Any) -> str | None:
+    """A JSON column's value as a hand-written statement's parameter (``fastpath``): None stays SQL NULL."""
+    return None if value is None else dumps_json(value)
 
 
 def _by_reference(record: WorkflowRecord) -> bool:
@@ -254,11 +279,21 @@ class WorkflowStore:
     """Reads and writes workflow records. Every method is one short transaction."""
 
     def __init__(
-        self, engine: AsyncEngine, *, defer_jobs: JobDeferrer | None = None, finished_cache_size: int = 10_000
+        self,
+        engine: AsyncEngine,
+        *,
+        defer_jobs: JobDeferrer | None = None,
+        finished_cache_size: int = 10_000,
+        fast: FastPath | None = None,
     ) -> None:
+        """``fast`` (PostgreSQL): where the per-run statements run (``backend.runs.store.fastpath``);
+        without it they run on ``engine``."""
         self.engine = engine
         self.defer_jobs = defer_jobs
         self.notifies = engine.dialect.name == "postgresql"
+        self.fast = fast
+        #: PostgreSQL: progress of running runs, batched (``write_progress``).
+        self._progress = ProgressBatch(self._write_progress_rows) if self.notifies else None
         self._finished: OrderedDict[str, WorkflowRecord] = OrderedDict()
         self._finished_cache_size = finished_cache_size
         self._pending_inserts: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
@@ -269,6 +304,14 @@ class WorkflowStore:
     def _webhook_due(self) -> None:
         if self.on_webhook_due is not None:
             self.on_webhook_due()
+
+    async def _pg(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Run one hand-written PostgreSQL statement (``fastpath``) in its own transaction; its rows."""
+        if self.fast is not None:
+            return await self.fast.fetch(sql, params)
+        async with self.engine.begin() as connection:
+            result = await connection.exec_driver_sql(sql, params)
+            return [tuple(row) for row in result.all()] if result.returns_rows else []
 
     def remember_finished(self, record: WorkflowRecord) -> None:
         """Cache a terminal record (they are immutable, so the cache is never stale)."""
@@ -380,31 +423,21 @@ class WorkflowStore:
         for row, job_id in zip(queued, job_ids, strict=True):
             row["job_id"] = job_id
 
-    async def _notify(self, connection: AsyncConnection, workflow_ids: Sequence[str]) -> None:
+    async def _notify(
+        self, connection: AsyncConnection, workflow_ids: Sequence[str], status: WorkflowStatus | str | None = None
+    ) -> None:
+        """NOTIFY a change of each record; ``status``: what they hold after this write, when known
+        (a waiter for a settled run then skips the changes of a running one, see ``ChangeHub``)."""
         if self.notifies:
             for workflow_id in workflow_ids:
-                await connection.execute(select(func.pg_notify(CHANGES_CHANNEL, workflow_id)))
+                key = workflow_id if status is None else status_key(workflow_id, str(status))
+                await connection.execute(select(func.pg_notify(CHANGES_CHANNEL, key)))
 
     async def announce_watch(self, *, key: str) -> None:
         """Tell every process (NOTIFY) that a run is watched here; nothing to tell on SQLite."""
         if self.notifies:
             async with self.engine.begin() as connection:
                 await connection.execute(select(func.pg_notify(CHANGES_CHANNEL, key)))
-
-    async def _notify_keys(self, connection: AsyncConnection, keys: Sequence[str]) -> None:
-        """One NOTIFY per batch of keys (comma-separated), not one per key."""
-        if not self.notifies:
-            return
-        batch: list[str] = []
-        size = 0
-        for key in keys:
-            if batch and size + len(key) + 1 > _NOTIFY_PAYLOAD_BYTES:
-                await connection.execute(select(func.pg_notify(CHANGES_CHANNEL, ",".join(batch))))
-                batch, size = [], 0
-            batch.append(key)
-            size += len(key) + 1
-        if batch:
-            await connection.execute(select(func.pg_notify(CHANGES_CHANNEL, ",".join(batch))))
 
     # --- run events ---------------------------------------------------------------------------
 
@@ -413,12 +446,22 @@ class WorkflowStore:
         multi-row statement; a (workflow_id, seq) already stored is kept, never overwritten."""
         if not rows:
             return
+        if self.notifies:
+            await self._pg(INSERT_EVENTS, self._events_params(rows))
+            return
         async with self.engine.begin() as connection:
             await self._insert_events(connection, rows)
 
     async def _insert_events(self, connection: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+        if connection.dialect.name == "postgresql":
+            await connection.exec_driver_sql(INSERT_EVENTS, self._events_params(rows))
+            return
         await connection.execute(_upsert(connection, run_events).on_conflict_do_nothing(), list(rows))
-        await self._notify_keys(connection, list(dict.fromkeys(f"{row['workflow_id']}:events" for row in rows)))
+
+    @staticmethod
+    def _events_params(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        keys = list(dict.fromkeys(f"{row['workflow_id']}:events" for row in rows))
+        return {"rows": dumps_json(list(rows)), "channel": CHANGES_CHANNEL, "payloads": notify_payloads(keys)}
 
     async def events(self, *, workflow_id: str, after: int = 0, limit: int = 1000) -> list[EventRow]:
         """Stored events of one run with ``seq`` > ``after``, in order, at most ``limit``."""
@@ -452,7 +495,13 @@ class WorkflowStore:
         cached = self._finished.get(workflow_id)
         if cached is not None:
             return cached
-        record = await self._one(workflows.c.id == workflow_id)
+        if self.notifies:  # the hottest read of queue mode (long polls, workers): see ``fastpath``
+            found = await self._pg(_SELECT_RECORD, {"id": workflow_id})
+            record = _to_record(dict(zip(_RECORD_NAMES, found[0], strict=True))) if found else None
+            if record is not None:
+                await self._hydrate([record])
+        else:
+            record = await self._one(workflows.c.id == workflow_id)
         if record is not None:
             self.remember_finished(record)
         return record
@@ -557,13 +606,50 @@ class WorkflowStore:
             values["cache_outcome"] = values["cache_outcome"].value
         async with self.engine.begin() as connection:
             await connection.execute(update(workflows).where(workflows.c.id == workflow_id).values(**values))
-            await self._notify(connection, [workflow_id])
+            await self._notify(connection, [workflow_id], values.get("status"))
+
+    async def write_progress(
+        self, *, workflow_id: str, progress: dict[str, Any], usage: Usage, timeline: list[dict[str, Any]]
+    ) -> None:
+        """Store a running run's progress, usage and timeline.
+
+        On PostgreSQL it is written with every other run's within 0.1 s (``ProgressBatch``), and
+        this returns at once; elsewhere it is written now.
+        """
+        if self._progress is None:
+            await self.update(workflow_id=workflow_id, progress=progress, usage=usage, timeline=timeline)
+            return
+        self._progress.put(workflow_id, {"progress": progress, "usage": usage.as_dict(), "timeline": timeline})
+
+    async def _write_progress_rows(self, rows: list[dict[str, Any]]) -> None:
+        params = {"rows": dumps_json(rows), "channel": CHANGES_CHANNEL, "per_notify": KEYS_PER_NOTIFY}
+        await self._pg(UPDATE_PROGRESS, params)
+
+    async def flush_progress(self) -> None:
+        """Write the progress not yet written (before the engine is disposed)."""
+        if self._progress is not None:
+            await self._progress.flush()
+
+    def _take_progress(self, workflow_id: str, values: dict[str, Any]) -> None:
+        """A write that ends or parks a run takes its pending progress: what it does not set itself."""
+        pending = self._progress.take(workflow_id) if self._progress is not None else None
+        for name, value in (pending or {}).items():
+            values.setdefault(name, value)
 
     async def start_run(
         self, *, workflow_id: str, started_at: datetime, attempts: int, lease_owner: str | None = None
     ) -> bool:
         """Mark a live record ``running`` for its next attempt (by ``lease_owner``, when given);
         False if it already ended."""
+        if self.notifies:
+            params = {
+                "id": workflow_id,
+                "started_at": started_at,
+                "attempts": attempts,
+                "lease_owner": lease_owner,
+                "channel": CHANGES_CHANNEL,
+            }
+            return bool(await self._pg(START_RUN, params))
         values: dict[str, Any] = {
             "status": WorkflowStatus.RUNNING.value,
             "started_at": started_at,
@@ -577,7 +663,7 @@ class WorkflowStore:
                 update(workflows).where(workflows.c.id == workflow_id, _LIVE).values(**values)
             )
             if outcome.rowcount:
-                await self._notify(connection, [workflow_id])
+                await self._notify(connection, [workflow_id], WorkflowStatus.RUNNING)
         return bool(outcome.rowcount)
 
     async def finish(
@@ -622,6 +708,9 @@ class WorkflowStore:
             values["progress"] = progress
         if timeline is not None:
             values["timeline"] = timeline
+        self._take_progress(workflow_id, values)
+        if self.notifies and thread_id is None:  # one statement: see ``fastpath.FINISH``
+            return await self._finish_fast(workflow_id, status, values, cache_entry, events)
         async with self.engine.begin() as connection:
             finished = (
                 await connection.execute(
@@ -645,10 +734,46 @@ class WorkflowStore:
                     await self._insert_events(connection, events)
                 if finished[0] is not None:  # its webhook is due: in this transaction, or never lost
                     await enqueue(connection, [delivery_values(workflow_id=workflow_id, url=finished[0], now=utcnow())])
-                await self._notify(connection, [workflow_id])
+                await self._notify(connection, [workflow_id], status)
         if finished is not None and finished[0] is not None:
             self._webhook_due()
         return finished is not None
+
+    async def _finish_fast(
+        self,
+        workflow_id: str,
+        status: WorkflowStatus,
+        values: dict[str, Any],
+        cache_entry: tuple[str, str, datetime] | None,
+        events: Sequence[dict[str, Any]],
+    ) -> bool:
+        """``finish`` on PostgreSQL for a run without a thread (``values`` as the engine path builds them)."""
+        key, workflow_type, expires_at = cache_entry if cache_entry is not None else (None, None, None)
+        now = utcnow()
+        payload = status_key(workflow_id, status.value) + (f",{workflow_id}:events" if events else "")
+        params = {
+            "id": workflow_id,
+            "status": values["status"],
+            "finished_at": values["finished_at"],
+            "result": _json_or_null(values["result"]),
+            "error_code": values["error_code"],
+            "error_message": values["error_message"],
+            "usage": _json_or_null(values.get("usage")),
+            "progress": _json_or_null(values.get("progress")),
+            "timeline": _json_or_null(values.get("timeline")),
+            "events": dumps_json(list(events)),
+            "delivery_id": new_delivery_id(),
+            "now": now,
+            "cache_key": key,
+            "cache_type": workflow_type,
+            "cache_expires": expires_at,
+            "channel": CHANGES_CHANNEL,
+            "payload": payload,
+        }
+        finished = await self._pg(FINISH, params)
+        if finished and finished[0][0] is not None:
+            self._webhook_due()
+        return bool(finished)
 
     async def request_cancel(self, *, workflow_id: str) -> WorkflowRecord | None:
         """Flag a run for cancellation; a queued run is cancelled outright. None if unknown."""
@@ -678,7 +803,7 @@ class WorkflowStore:
             )
             row = await _row_in(connection, workflow_id)
             if row is not None:
-                await self._notify(connection, [workflow_id])
+                await self._notify(connection, [workflow_id], row["status"])
         if cancelled is not None and cancelled[0] is not None:
             self._webhook_due()
         return _to_record(row) if row is not None else None
@@ -790,6 +915,7 @@ class WorkflowStore:
             values["usage"] = usage.as_dict()
         if timeline is not None:
             values["timeline"] = timeline
+        self._take_progress(workflow_id, values)
         async with self.engine.begin() as connection:
             outcome = await connection.execute(
                 update(workflows)
@@ -808,7 +934,7 @@ class WorkflowStore:
                         run_status=WorkflowStatus.WAITING,
                         values=None,
                     )
-                await self._notify(connection, [workflow_id])
+                await self._notify(connection, [workflow_id], WorkflowStatus.WAITING)
         return bool(outcome.rowcount)
 
     async def resume(
@@ -843,7 +969,7 @@ class WorkflowStore:
                 (job_id,) = await self.defer_jobs(connection, [workflow_id])
                 await connection.execute(update(workflows).where(workflows.c.id == workflow_id).values(job_id=job_id))
             row = await _row_in(connection, workflow_id)
-            await self._notify(connection, [workflow_id])
+            await self._notify(connection, [workflow_id], WorkflowStatus.QUEUED)
         return _to_record(row) if row is not None else None
 
     async def end_waiting(
@@ -873,7 +999,7 @@ class WorkflowStore:
                 await enqueue(
                     connection, [delivery_values(workflow_id=workflow_id, url=row["webhook_url"], now=utcnow())]
                 )
-            await self._notify(connection, [workflow_id])
+            await self._notify(connection, [workflow_id], status)
         if row is None:
             return None
         if row["webhook_url"] is not None:

@@ -1,0 +1,115 @@
+"""The group-committing PostgreSQL checkpointer: LangGraph's SQL and serialisation, one transaction per batch."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, TypedDict
+
+import psycopg
+import pytest
+from langgraph.checkpoint.base import empty_checkpoint
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command, interrupt
+
+from backend.runs.checkpoints import open_checkpointer
+from backend.runs.postgres_checkpoints import GroupCommitPostgresSaver
+
+
+class _State(TypedDict):
+    steps: list[str]
+
+
+def _graph(saver: Any) -> Any:
+    async def first(state: _State) -> dict[str, Any]:
+        return {"steps": [*state["steps"], "first"]}
+
+    async def ask(state: _State) -> dict[str, Any]:
+        answer = interrupt({"question": "go on?"})
+        return {"steps": [*state["steps"], f"answer={answer}"]}
+
+    builder = StateGraph(_State)
+    builder.add_node("first", first)
+    builder.add_node("ask", ask)
+    builder.add_edge(START, "first")
+    builder.add_edge("first", "ask")
+    builder.add_edge("ask", END)
+    return builder.compile(checkpointer=saver)
+
+
+def _count(url: str, table: str, thread_id: str) -> int:
+    with psycopg.connect(url) as reader:
+        row = reader.execute(f"SELECT count(*) FROM {table} WHERE thread_id = %s", (thread_id,)).fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+async def test_a_graph_checkpoints_interrupts_and_resumes_through_it(postgres_url: str) -> None:
+    config: Any = {"configurable": {"thread_id": "run-1"}}
+    async with open_checkpointer(postgres_url) as saver:
+        assert isinstance(saver, GroupCommitPostgresSaver)
+        graph = _graph(saver)
+        await graph.ainvoke({"steps": []}, config, durability="sync")
+        assert (await graph.aget_state(config)).interrupts
+    # A new process (a new saver on the same database) resumes from what the first one committed.
+    async with open_checkpointer(postgres_url) as saver:
+        graph = _graph(saver)
+        result = await graph.ainvoke(Command(resume="yes"), config, durability="sync")
+        assert result == {"steps": ["first", "answer=yes"]}
+        history = [item async for item in saver.alist(config)]
+        assert len(history) >= 3
+        assert _count(postgres_url, "checkpoint_blobs", "run-1") > 0
+        await saver.adelete_thread("run-1")
+        assert await saver.aget_tuple(config) is None
+        for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes"):
+            assert _count(postgres_url, table, "run-1") == 0
+
+
+async def test_concurrent_writes_share_commits_and_each_is_durable_when_it_returns(postgres_url: str) -> None:
+    async with open_checkpointer(postgres_url) as saver:
+        assert isinstance(saver, GroupCommitPostgresSaver)
+
+        async def put(thread: int) -> None:
+            config: Any = {"configurable": {"thread_id": f"t{thread}", "checkpoint_ns": ""}}
+            stored = await saver.aput(config, empty_checkpoint(), {"source": "input", "step": -1}, {})
+            await saver.aput_writes(stored, [("steps", ["x"])], task_id="task-1")
+            # Durable once the call returns: another connection sees it at once.
+            assert await asyncio.to_thread(_count, postgres_url, "checkpoints", f"t{thread}") == 1
+            assert await asyncio.to_thread(_count, postgres_url, "checkpoint_writes", f"t{thread}") == 1
+
+        await asyncio.gather(*(put(thread) for thread in range(50)))
+        assert saver.batches < 100  # writes that arrived together were committed together
+
+
+async def test_one_failing_write_does_not_fail_the_others_of_its_batch(postgres_url: str) -> None:
+    async with open_checkpointer(postgres_url) as saver:
+        assert isinstance(saver, GroupCommitPostgresSaver)
+        good: Any = {"configurable": {"thread_id": "good", "checkpoint_ns": ""}}
+        outcomes = await asyncio.gather(
+            saver._write([("INSERT INTO no_such_table VALUES (1)", None, False)]),
+            saver.aput(good, empty_checkpoint(), {"source": "input", "step": -1}, {}),
+            return_exceptions=True,
+        )
+        assert isinstance(outcomes[0], psycopg.errors.UndefinedTable)
+        assert not isinstance(outcomes[1], BaseException)
+        assert await saver.aget_tuple({"configurable": {"thread_id": "good"}}) is not None
+
+
+async def test_a_batch_is_all_or_nothing(postgres_url: str) -> None:
+    async with open_checkpointer(postgres_url) as saver:
+        assert isinstance(saver, GroupCommitPostgresSaver)
+        config: Any = {"configurable": {"thread_id": "atomic", "checkpoint_ns": ""}}
+        good, _ = saver._recorder.record(
+            saver._recorder.put, config, empty_checkpoint(), {"source": "input", "step": -1}, {}
+        )
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            await saver._commit([good, [("INSERT INTO no_such_table VALUES (1)", None, False)]])
+        assert _count(postgres_url, "checkpoints", "atomic") == 0
+
+
+async def test_closing_waits_for_writes_in_flight(postgres_url: str) -> None:
+    async with open_checkpointer(postgres_url) as saver:
+        config: Any = {"configurable": {"thread_id": "late", "checkpoint_ns": ""}}
+        pending = asyncio.ensure_future(saver.aput(config, empty_checkpoint(), {"source": "input", "step": -1}, {}))
+        await asyncio.sleep(0)  # queued, not yet committed
+    await pending
+    assert _count(postgres_url, "checkpoints", "late") == 1
