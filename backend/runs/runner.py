@@ -50,7 +50,7 @@ from agents.providers import Providers
 from agents.providers.usage import Usage
 from backend.runs.events import EventLog, jsonable, record_fields
 from backend.runs.records import CacheOutcome, WorkflowRecord, WorkflowStatus
-from backend.runs.signals import ChangeHub
+from backend.runs.signals import ChangeHub, status_key
 from backend.runs.store import WorkflowStore, utcnow
 from backend.runs.store.threads import ThreadStore
 from backend.runs.threads import final_values
@@ -96,8 +96,10 @@ class RunRunner:
         self.threads = ThreadStore(store.engine)
         self._graphs: dict[str, CompiledStateGraph[Any, Any, Any, Any]] = {}
 
-    def changed(self, workflow_id: str) -> None:
-        self.hub.changed(workflow_id)
+    def changed(self, workflow_id: str, status: WorkflowStatus | None = None) -> None:
+        """Wake the run's watchers; naming a ``status`` that is not settled spares the
+        ``settled_only`` ones (a ``?wait`` re-reads the record when the run ends, not at every step)."""
+        self.hub.changed(workflow_id if status is None else status_key(workflow_id, status.value))
 
     def _graph(self, spec: WorkflowSpec) -> CompiledStateGraph[Any, Any, Any, Any]:
         graph = self._graphs.get(spec.name)
@@ -181,7 +183,7 @@ class RunRunner:
             return  # cancelled (or ended elsewhere) in the meantime
         record.status, record.started_at, record.attempts = WorkflowStatus.RUNNING, started_at, attempts
         self.events.status(record)
-        self.changed(record.id)
+        self.changed(record.id, WorkflowStatus.RUNNING)
         if record.cached_from is not None and record.cache_outcome is CacheOutcome.COALESCED:
             try:
                 if await self._follow(record, cancel_requested):
@@ -252,7 +254,7 @@ class RunRunner:
                         usage = Usage.from_dict(state.get("usage"))
                         record.progress, record.usage = progress, usage
                         self.events.status(record)
-                        self.changed(record.id)
+                        self.changed(record.id, WorkflowStatus.RUNNING)
                         if time.monotonic() - flushed_at >= self.progress_interval:
                             flushed_at = time.monotonic()
                             await self.store.write_progress(

@@ -10,9 +10,10 @@ A notification names the status the record has after the write when the writer k
 (``status_key``: ``<id>=<status>``). A waiter that only cares about the run settling (``?wait``:
 ended, or waiting for an answer) watches with ``settled_only`` and is not woken by the progress
 writes of a running run: in queue mode a run notifies at every step, and each wake-up of a long
-poll was a read of the record (most of an API process's CPU per run under B2q). A change whose
-status is not named (every in-process signal, and writes that do not set the status) wakes
-every watcher, as before.
+poll was a read of the record (most of an API process's CPU per run under B2q). The runner
+names ``running`` in-process too, when a run starts and after each step, so a ``?wait`` on the
+executing process sleeps through the steps as well. A change whose status is not named (writes
+that do not set the status, the runner's other signals) wakes every watcher, as before.
 
 Written by hand because it is a dictionary of ``asyncio.Event`` and one LISTEN loop: psycopg
 provides the notifications; nothing more is needed.

@@ -23,7 +23,7 @@ def test_waiting_and_a_change_of_unknown_status_wake_a_settled_only_watcher() ->
     hub.changed(status_key("run-1", "waiting"))
     assert parked.is_set()
     unknown = hub.watch("run-1", settled_only=True)
-    hub.changed("run-1")  # an in-process signal names no status: it may be anything
+    hub.changed("run-1")  # a signal that names no status: it may be anything
     assert unknown.is_set()
 
 
