@@ -64,7 +64,25 @@ class PlainCompletions(AsyncCompletions):
             and getattr(client, "_provider_runtime", None) is None
         )
 
-    async def create(  # type: ignore[override]
+    def goes_direct(self, options: dict[str, Any]) -> bool:
+        """Whether a call with these ``create`` keyword arguments is sent by ``send``: a whole
+        answer, no extra query, a client without per-request authentication."""
+        return not options.get("stream") and not options.get("extra_query") and self.sends_directly
+
+    async def create(self, **options: Any) -> Any:
+        """POST ``/chat/completions`` with the body as given (``create``'s keyword arguments:
+        the body's fields, ``extra_body``, ``extra_headers``, ``extra_query``, ``timeout``); the
+        decoded JSON answer, or an ``AsyncStream`` of decoded chunks when ``stream`` is set."""
+        if self.goes_direct(options):
+            return RawAnswer(await self.send(**options)).parse()
+        return await self._sdk_create(**options)
+
+    @cached_property
+    def with_raw_response(self) -> _RawCompletions:  # type: ignore[override]
+        """What ``ChatOpenAI`` calls for a whole answer: ``create`` answering a ``RawAnswer``."""
+        return _RawCompletions(self)
+
+    async def _sdk_create(
         self,
         *,
         extra_headers: dict[str, str] | None = None,
@@ -73,11 +91,7 @@ class PlainCompletions(AsyncCompletions):
         timeout: float | httpx2.Timeout | NotGiven | None = not_given,  # noqa: ASYNC109 - the SDK's signature
         **body: Any,
     ) -> Any:
-        """POST ``/chat/completions`` with ``body`` (and ``extra_body``) as given; the decoded
-        JSON answer, or an ``AsyncStream`` of decoded chunks when ``stream`` is set."""
-        if not body.get("stream") and not extra_query and self.sends_directly:
-            response = await self.send(body, extra_headers=extra_headers, extra_body=extra_body, timeout=timeout)
-            return RawAnswer(response).parse()
+        """The SDK's ``create`` minus its walk of the body, answering plain JSON."""
         return await self._post(
             "/chat/completions",
             body=body,
@@ -94,20 +108,19 @@ class PlainCompletions(AsyncCompletions):
             stream_cls=AsyncStream[object],
         )
 
-    @cached_property
-    def with_raw_response(self) -> _RawCompletions:  # type: ignore[override]
-        """What ``ChatOpenAI`` calls for a whole answer: ``create`` answering a ``RawAnswer``."""
-        return _RawCompletions(self)
-
     async def send(
         self,
-        body: dict[str, Any],
         *,
         extra_headers: dict[str, str] | None = None,
+        extra_query: dict[str, object] | None = None,
         extra_body: dict[str, object] | None = None,
         timeout: float | httpx2.Timeout | NotGiven | None = not_given,  # noqa: ASYNC109 - the SDK's signature
+        **body: Any,
     ) -> httpx2.Response:
-        """One POST through the SDK's HTTP client; a 4xx/5xx raises the SDK's status error."""
+        """One POST of a whole-answer request through the SDK's HTTP client; a 4xx/5xx raises
+        the SDK's status error. (``extra_query`` must be empty: see ``goes_direct``.)"""
+        if extra_query:
+            raise ValueError("a direct chat completion takes no query parameters")
         client = self._owner
         if self._headers is None:
             # The SDK's platform lookup reads files: run it off the loop once (the SDK caches it).
@@ -155,23 +168,11 @@ class _RawCompletions:
     def __init__(self, completions: PlainCompletions) -> None:
         self._completions = completions
 
-    async def create(
-        self,
-        *,
-        extra_headers: dict[str, str] | None = None,
-        extra_query: dict[str, object] | None = None,
-        extra_body: dict[str, object] | None = None,
-        timeout: float | httpx2.Timeout | NotGiven | None = not_given,  # noqa: ASYNC109 - the SDK's signature
-        **body: Any,
-    ) -> Any:
+    async def create(self, **options: Any) -> Any:
         completions = self._completions
-        if not body.get("stream") and not extra_query and completions.sends_directly:
-            response = await completions.send(body, extra_headers=extra_headers, extra_body=extra_body, timeout=timeout)
-            return RawAnswer(response)
-        sdk = AsyncCompletionsWithRawResponse(completions)
-        return await sdk.create(
-            extra_headers=extra_headers, extra_query=extra_query, extra_body=extra_body, timeout=timeout, **body
-        )
+        if completions.goes_direct(options):
+            return RawAnswer(await completions.send(**options))
+        return await AsyncCompletionsWithRawResponse(completions).create(**options)
 
 
 def _sdk_headers(client: AsyncOpenAI) -> dict[str, str]:
