@@ -121,10 +121,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    # First: routes are matched in order, and a submit is the request a server answers most.
+    app.include_router(workflows.router)
     install_openapi(app)
     install_docs(app)
     app.include_router(health.router)
-    app.include_router(workflows.router)
     app.include_router(exports.router)
     app.include_router(ui.router)
     app.include_router(metrics.router)
