@@ -24,7 +24,6 @@ counterpart is ``backend.runs.sqlite_checkpoints``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -37,6 +36,8 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from psycopg import AsyncCursor
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
+
+from backend.runs.group_commit import GroupCommit
 
 __all__ = ["GroupCommitPostgresSaver"]
 
@@ -85,10 +86,12 @@ class GroupCommitPostgresSaver(AsyncPostgresSaver):
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         super().__init__(pool)
         self._recorder = _Recorder(self.serde)
-        self._pending: list[tuple[list[Statement], asyncio.Future[None]]] = []
-        self._writing: asyncio.Task[None] | None = None
-        #: Batches committed (a test and the curious can see that writes shared them).
-        self.batches = 0
+        self._batches: GroupCommit[list[Statement]] = GroupCommit(self._commit, name="checkpoint-batches")
+
+    @property
+    def batches(self) -> int:
+        """Batches committed whole (a test and the curious can see that writes shared them)."""
+        return self._batches.batches
 
     # --- the async interface LangGraph calls ----------------------------------------------------
 
@@ -127,32 +130,8 @@ class GroupCommitPostgresSaver(AsyncPostgresSaver):
 
     async def _write(self, statements: list[Statement]) -> None:
         """Queue one write for the next batch and wait until its batch is committed."""
-        if not statements:
-            return
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((statements, done))
-        if self._writing is None or self._writing.done():
-            self._writing = asyncio.create_task(self._write_batches(), name="checkpoint-batches")
-        await done
-
-    async def _write_batches(self) -> None:
-        """Commit what is queued, batch after batch; writes queued meanwhile make the next one."""
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                await self._commit([statements for statements, _ in batch])
-            except Exception:
-                for statements, done in batch:  # alone, so only the bad write fails
-                    try:
-                        await self._commit([statements])
-                    except Exception as error:
-                        _settle(done, error)
-                    else:
-                        _settle(done, None)
-            else:
-                self.batches += 1
-                for _, done in batch:
-                    _settle(done, None)
+        if statements:
+            await self._batches(statements)
 
     async def _commit(self, writes: Sequence[list[Statement]]) -> None:
         """Run ``writes`` in one transaction, pipelined (one round trip).
@@ -171,14 +150,4 @@ class GroupCommitPostgresSaver(AsyncPostgresSaver):
 
     async def aclose(self) -> None:
         """Finish the writes in flight (before the pool closes)."""
-        while self._writing is not None and not self._writing.done():
-            await asyncio.shield(self._writing)
-
-
-def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
-    if done.done():  # the caller went away; nothing to tell it
-        return
-    if error is None:
-        done.set_result(None)
-    else:
-        done.set_exception(error)
+        await self._batches.aclose()

@@ -36,7 +36,6 @@ reference (``cached_from``), not a copy; reads fill the result in from the sourc
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from collections import OrderedDict
@@ -50,6 +49,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from agents.errors import InvalidInput
+from backend.runs.group_commit import GroupCommit
 from backend.runs.records import TERMINAL_STATUSES, CacheOutcome, Usage, WorkflowRecord, WorkflowStatus
 from backend.runs.signals import status_key
 from backend.runs.store.database import dumps_json
@@ -248,15 +248,6 @@ def _final_deliveries(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
-    if done.done():  # the caller went away; nothing to tell it
-        return
-    if error is None:
-        done.set_result(None)
-    else:
-        done.set_exception(error)
-
-
 def encode_cursor(created_at: datetime, workflow_id: str) -> str:
     raw = json.dumps([created_at.isoformat(), workflow_id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -296,8 +287,11 @@ class WorkflowStore:
         self._progress = ProgressBatch(self._write_progress_rows) if self.notifies else None
         self._finished: OrderedDict[str, WorkflowRecord] = OrderedDict()
         self._finished_cache_size = finished_cache_size
-        self._pending_inserts: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
-        self._inserter: asyncio.Task[None] | None = None
+        # A reused Idempotency-Key (or a taken flight key) spoils its batch: the rows are then
+        # written one by one, so only that caller sees the conflict.
+        self._inserts: GroupCommit[dict[str, Any]] = GroupCommit(
+            self._write_inserts, name="store-inserts", retry_alone_on=(IntegrityError,)
+        )
         #: Called after a commit that wrote webhook deliveries (the dispatcher looks at once).
         self.on_webhook_due: Callable[[], None] | None = None
 
@@ -375,45 +369,16 @@ class WorkflowStore:
 
     async def _insert(self, values: dict[str, Any]) -> None:
         """Queue one row for the next group commit and wait until it is committed (or refused)."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending_inserts.append((values, done))
-        if self._inserter is None or self._inserter.done():
-            self._inserter = asyncio.create_task(self._write_inserts(), name="store-inserts")
-        await done
+        await self._inserts(values)
 
-    async def _write_inserts(self) -> None:
-        while self._pending_inserts:
-            batch, self._pending_inserts = self._pending_inserts, []
-            try:
-                async with self.engine.begin() as connection:
-                    await self._defer([values for values, _ in batch], connection)
-                    await connection.execute(insert(workflows), [values for values, _ in batch])
-                    due = _final_deliveries([values for values, _ in batch])
-                    await enqueue(connection, due)
-            except IntegrityError:
-                # One row of the batch (a reused Idempotency-Key) spoils it: write them one by one
-                # so only that caller sees the conflict.
-                for values, done in batch:
-                    try:
-                        async with self.engine.begin() as connection:
-                            await self._defer([values], connection)
-                            await connection.execute(insert(workflows).values(**values))
-                            due = _final_deliveries([values])
-                            await enqueue(connection, due)
-                    except Exception as error:  # handed to the caller, who re-raises it
-                        _settle(done, error)
-                    else:
-                        if due:
-                            self._webhook_due()
-                        _settle(done, None)
-            except Exception as error:
-                for _, done in batch:
-                    _settle(done, error)
-            else:
-                if due:
-                    self._webhook_due()
-                for _, done in batch:
-                    _settle(done, None)
+    async def _write_inserts(self, rows: Sequence[dict[str, Any]]) -> None:
+        async with self.engine.begin() as connection:
+            await self._defer(list(rows), connection)
+            await connection.execute(insert(workflows), list(rows))
+            due = _final_deliveries(list(rows))
+            await enqueue(connection, due)
+        if due:
+            self._webhook_due()
 
     async def _defer(self, rows: list[dict[str, Any]], connection: AsyncConnection) -> None:
         queued = [row for row in rows if row["status"] == WorkflowStatus.QUEUED.value]  # a cache hit needs no job
