@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 
@@ -57,3 +57,29 @@ async def wait_terminal(client: httpx.AsyncClient, workflow_id: str, timeout: fl
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"workflow {workflow_id} still {body['status']} after {timeout} s")
         await asyncio.sleep(0.05)
+
+
+class _StepsState(TypedDict):
+    steps: list[str]
+
+
+def interrupt_graph(saver: Any) -> Any:
+    """A two-node graph on ``saver``: ``first`` appends a step, ``ask`` stops at an interrupt
+    and appends the answer it is resumed with (for checkpointer tests)."""
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.types import interrupt
+
+    async def first(state: _StepsState) -> dict[str, Any]:
+        return {"steps": [*state["steps"], "first"]}
+
+    async def ask(state: _StepsState) -> dict[str, Any]:
+        answer = interrupt({"question": "go on?"})
+        return {"steps": [*state["steps"], f"answer={answer}"]}
+
+    builder = StateGraph(_StepsState)
+    builder.add_node("first", first)
+    builder.add_node("ask", ask)
+    builder.add_edge(START, "first")
+    builder.add_edge("first", "ask")
+    builder.add_edge("ask", END)
+    return builder.compile(checkpointer=saver)

@@ -3,37 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, TypedDict
+from typing import Any
 
 import psycopg
 import pytest
 from langgraph.checkpoint.base import empty_checkpoint
-from langgraph.graph import END, START, StateGraph
-from langgraph.types import Command, interrupt
+from langgraph.types import Command
 
 from backend.runs.checkpoints import open_checkpointer
 from backend.runs.postgres_checkpoints import GroupCommitPostgresSaver
-
-
-class _State(TypedDict):
-    steps: list[str]
-
-
-def _graph(saver: Any) -> Any:
-    async def first(state: _State) -> dict[str, Any]:
-        return {"steps": [*state["steps"], "first"]}
-
-    async def ask(state: _State) -> dict[str, Any]:
-        answer = interrupt({"question": "go on?"})
-        return {"steps": [*state["steps"], f"answer={answer}"]}
-
-    builder = StateGraph(_State)
-    builder.add_node("first", first)
-    builder.add_node("ask", ask)
-    builder.add_edge(START, "first")
-    builder.add_edge("first", "ask")
-    builder.add_edge("ask", END)
-    return builder.compile(checkpointer=saver)
+from tests.helpers import interrupt_graph
 
 
 def _count(url: str, table: str, thread_id: str) -> int:
@@ -47,12 +26,12 @@ async def test_a_graph_checkpoints_interrupts_and_resumes_through_it(postgres_ur
     config: Any = {"configurable": {"thread_id": "run-1"}}
     async with open_checkpointer(postgres_url) as saver:
         assert isinstance(saver, GroupCommitPostgresSaver)
-        graph = _graph(saver)
+        graph = interrupt_graph(saver)
         await graph.ainvoke({"steps": []}, config, durability="sync")
         assert (await graph.aget_state(config)).interrupts
     # A new process (a new saver on the same database) resumes from what the first one committed.
     async with open_checkpointer(postgres_url) as saver:
-        graph = _graph(saver)
+        graph = interrupt_graph(saver)
         result = await graph.ainvoke(Command(resume="yes"), config, durability="sync")
         assert result == {"steps": ["first", "answer=yes"]}
         history = [item async for item in saver.alist(config)]

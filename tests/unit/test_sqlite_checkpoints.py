@@ -5,47 +5,26 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 import pytest
 from langgraph.checkpoint.base import empty_checkpoint
-from langgraph.graph import END, START, StateGraph
-from langgraph.types import Command, interrupt
+from langgraph.types import Command
 
-from backend.runs.sqlite_checkpoints import GroupCommitSqliteSaver, open_sqlite_saver
-
-
-class _State(TypedDict):
-    steps: list[str]
-
-
-def _graph(saver: GroupCommitSqliteSaver) -> Any:
-    async def first(state: _State) -> dict[str, Any]:
-        return {"steps": [*state["steps"], "first"]}
-
-    async def ask(state: _State) -> dict[str, Any]:
-        answer = interrupt({"question": "go on?"})
-        return {"steps": [*state["steps"], f"answer={answer}"]}
-
-    builder = StateGraph(_State)
-    builder.add_node("first", first)
-    builder.add_node("ask", ask)
-    builder.add_edge(START, "first")
-    builder.add_edge("first", "ask")
-    builder.add_edge("ask", END)
-    return builder.compile(checkpointer=saver)
+from backend.runs.sqlite_checkpoints import open_sqlite_saver
+from tests.helpers import interrupt_graph
 
 
 async def test_a_graph_checkpoints_interrupts_and_resumes_through_it(tmp_path: Path) -> None:
     location = str(tmp_path / "checkpoints.db")
     config: Any = {"configurable": {"thread_id": "run-1"}}
     async with open_sqlite_saver(location) as saver:
-        graph = _graph(saver)
+        graph = interrupt_graph(saver)
         await graph.ainvoke({"steps": []}, config, durability="sync")
         assert (await graph.aget_state(config)).interrupts
     # A new process (a new saver on the same file) resumes from what the first one committed.
     async with open_sqlite_saver(location) as saver:
-        graph = _graph(saver)
+        graph = interrupt_graph(saver)
         result = await graph.ainvoke(Command(resume="yes"), config, durability="sync")
         assert result == {"steps": ["first", "answer=yes"]}
         history = [item async for item in saver.alist(config)]
@@ -110,7 +89,7 @@ async def test_closing_waits_for_writes_in_flight(tmp_path: Path) -> None:
 @pytest.mark.parametrize("location", [":memory:"])
 async def test_an_in_memory_location_works(location: str) -> None:
     async with open_sqlite_saver(location) as saver:
-        graph = _graph(saver)
+        graph = interrupt_graph(saver)
         config: Any = {"configurable": {"thread_id": "m"}}
         await graph.ainvoke({"steps": []}, config, durability="sync")
         assert (await graph.aget_state(config)).values == {"steps": ["first"]}
