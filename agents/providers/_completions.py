@@ -53,12 +53,9 @@ class PlainCompletions(AsyncCompletions):
         self._owner = client
         self._url = f"{client.base_url}chat/completions"  # the SDK keeps base_url's trailing slash
         self._headers: dict[str, str] | None = None
-
-    @property
-    def sends_directly(self) -> bool:
-        """Whether whole answers skip the SDK's request pipeline (no per-request authentication)."""
-        client = self._owner
-        return (
+        #: Whether whole answers skip the SDK's request pipeline: only for a client without
+        #: per-request authentication (fixed when the client is built).
+        self.sends_directly = (
             client.custom_auth is None
             and getattr(client, "_api_key_provider", None) is None
             and getattr(client, "_provider_runtime", None) is None
