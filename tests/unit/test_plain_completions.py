@@ -7,13 +7,16 @@ error body, for every failure the stand-in can produce.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
 import openai
+import orjson
 import pytest
-from openai import AsyncOpenAI, DefaultAioHttpClient
+from openai import AsyncOpenAI, DefaultAioHttpClient, DefaultAsyncHttpxClient
 from openai.resources.chat.completions import AsyncCompletions
 
 from agents.providers._completions import PlainCompletions, RawAnswer
@@ -71,6 +74,50 @@ async def test_a_whole_answer_is_the_sdks_answer_as_plain_json(client: AsyncOpen
     sent = [entry for entry in standin.requests("openai") if entry["path"].endswith("/chat/completions")]
     assert len(sent) == 3
     assert all(entry["status"] == 200 and entry["stream"] is False for entry in sent)
+
+
+async def test_the_aiohttp_route_sends_what_the_sdk_sends() -> None:
+    """Header for header and byte for byte, the request the SDK's own resource sends (less its
+    raw-response marker, which ``with_raw_response`` adds and this never did)."""
+    requests: list[tuple[dict[str, str], bytes]] = []
+    answer = orjson.dumps({"id": "x", "object": "chat.completion", "created": 1, "model": "m", "choices": []})
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.closing(writer), contextlib.suppress(asyncio.IncompleteReadError):  # the client hung up
+            while True:  # one keep-alive connection carries both requests
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")[1:-2]
+                headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+                requests.append((headers, await reader.readexactly(int(headers["content-length"]))))
+                status = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+                writer.write(status % len(answer) + answer)
+                await writer.drain()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with (
+        server,
+        AsyncOpenAI(
+            api_key="sk-test", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0, http_client=DefaultAioHttpClient()
+        ) as client,
+    ):
+        await AsyncCompletions(client).with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+        plain = PlainCompletions(client)
+        assert (await plain.create(model="gpt-4o-mini", messages=MESSAGES))["id"] == "x"
+        assert plain.uses_aiohttp_session
+    (sdk_headers, sdk_body), (headers, body) = requests
+    assert sdk_headers.pop("x-stainless-raw-response") == "true"
+    assert (headers, body) == (sdk_headers, sdk_body)
+
+
+async def test_a_client_on_httpx_alone_sends_through_httpx(standin: StandinServer) -> None:
+    async with AsyncOpenAI(
+        api_key="sk-test", base_url=standin.openai_base_url, max_retries=0, http_client=DefaultAsyncHttpxClient()
+    ) as client:
+        plain = PlainCompletions(client)
+        answer = await plain.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert not plain.uses_aiohttp_session
+    assert answer["choices"][0]["message"]["content"]
 
 
 async def test_extra_body_is_merged_into_the_body(client: AsyncOpenAI, standin: StandinServer) -> None:
