@@ -65,6 +65,7 @@ from backend.runs.store.fastpath import (
 )
 from backend.runs.store.outbox import delivery_values, enqueue, new_delivery_id
 from backend.runs.store.progress import ProgressBatch
+from backend.runs.store.sqlite_writes import SqliteWrites
 from backend.runs.store.tables import result_cache, run_events, workflows
 from backend.runs.store.threads import settle_thread
 
@@ -283,6 +284,8 @@ class WorkflowStore:
         self.defer_jobs = defer_jobs
         self.notifies = engine.dialect.name == "postgresql"
         self.fast = fast
+        #: SQLite: where the per-run writes run (``backend.runs.store.sqlite_writes``).
+        self._sqlite = None if self.notifies else SqliteWrites.for_engine(engine)
         #: PostgreSQL: progress of running runs, batched (``write_progress``).
         self._progress = ProgressBatch(self._write_progress_rows) if self.notifies else None
         self._finished: OrderedDict[str, WorkflowRecord] = OrderedDict()
@@ -372,11 +375,14 @@ class WorkflowStore:
         await self._inserts(values)
 
     async def _write_inserts(self, rows: Sequence[dict[str, Any]]) -> None:
-        async with self.engine.begin() as connection:
-            await self._defer(list(rows), connection)
-            await connection.execute(insert(workflows), list(rows))
-            due = _final_deliveries(list(rows))
-            await enqueue(connection, due)
+        due = _final_deliveries(rows)
+        if self._sqlite is not None and self.defer_jobs is None:
+            self._sqlite.insert_workflows(rows, due)
+        else:
+            async with self.engine.begin() as connection:
+                await self._defer(list(rows), connection)
+                await connection.execute(insert(workflows), list(rows))
+                await enqueue(connection, due)
         if due:
             self._webhook_due()
 
@@ -413,6 +419,9 @@ class WorkflowStore:
             return
         if self.notifies:
             await self._pg(INSERT_EVENTS, self._events_params(rows))
+            return
+        if self._sqlite is not None:
+            self._sqlite.append_events(rows)
             return
         async with self.engine.begin() as connection:
             await self._insert_events(connection, rows)
@@ -622,6 +631,8 @@ class WorkflowStore:
         }
         if lease_owner is not None:
             values["lease_owner"] = lease_owner
+        if self._sqlite is not None:
+            return self._sqlite.start_run(workflow_id, values, _LIVE)
         async with self.engine.begin() as connection:
             # Only a queued or running record starts: a waiting one needs its answer first.
             outcome = await connection.execute(
@@ -676,6 +687,8 @@ class WorkflowStore:
         self._take_progress(workflow_id, values)
         if self.notifies and thread_id is None:  # one statement: see ``fastpath.FINISH``
             return await self._finish_fast(workflow_id, status, values, cache_entry, events)
+        if self._sqlite is not None and thread_id is None:
+            return self._finish_sqlite(workflow_id, values, cache_entry, events)
         async with self.engine.begin() as connection:
             finished = (
                 await connection.execute(
@@ -703,6 +716,37 @@ class WorkflowStore:
         if finished is not None and finished[0] is not None:
             self._webhook_due()
         return finished is not None
+
+    def _finish_sqlite(
+        self,
+        workflow_id: str,
+        values: dict[str, Any],
+        cache_entry: tuple[str, str, datetime] | None,
+        events: Sequence[dict[str, Any]],
+    ) -> bool:
+        """``finish`` on SQLite for a run without a thread: what the engine path writes, in one transaction."""
+        assert self._sqlite is not None
+        cache = None
+        if cache_entry is not None:
+            key, workflow_type, expires_at = cache_entry
+            cache = {
+                "key": key,
+                "workflow_type": workflow_type,
+                "workflow_id": workflow_id,
+                "created_at": values["finished_at"],
+                "expires_at": expires_at,
+            }
+        finished, webhook_url = self._sqlite.finish(
+            workflow_id,
+            values,
+            _NOT_TERMINAL,
+            events=events,
+            cache=cache,
+            delivery=lambda url: delivery_values(workflow_id=workflow_id, url=url, now=utcnow()),
+        )
+        if webhook_url is not None:
+            self._webhook_due()
+        return finished
 
     async def _finish_fast(
         self,
