@@ -82,5 +82,21 @@ class Usage(BaseModel):
 
     @staticmethod
     def add_dicts(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
-        """State reducer: usage adds up across nodes (and survives restarts in checkpoints)."""
-        return (Usage.from_dict(left) + Usage.from_dict(right)).as_dict()
+        """State reducer: usage adds up across nodes (and survives restarts in checkpoints).
+
+        The sum of the plain forms, as ``(from_dict(left) + from_dict(right)).as_dict()`` gives it,
+        without building the three models: LangGraph calls this for every node's update.
+        """
+        left, right = left or {}, right or {}
+        total: dict[str, Any] = {name: int(left.get(name, 0)) + int(right.get(name, 0)) for name in _COUNTS}
+        total["est_cost_usd"] = add_costs(_cost(left), _cost(right))
+        return total
+
+
+#: ``Usage``'s integer fields, in its order.
+_COUNTS = ("input_tokens", "cached_input_tokens", "output_tokens", "llm_calls")
+
+
+def _cost(plain: dict[str, Any]) -> float | None:
+    cost = plain.get("est_cost_usd", 0.0)
+    return None if cost is None else float(cost)

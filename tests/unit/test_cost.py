@@ -37,6 +37,25 @@ def test_the_plain_form_keeps_an_unknown_cost_through_state_and_storage() -> Non
     assert Usage.add_dicts(Usage(est_cost_usd=0.5).as_dict(), None)["est_cost_usd"] == 0.5
 
 
+PLAIN_USAGES: list[dict[str, Any] | None] = [
+    None,
+    {},
+    {"input_tokens": 3, "output_tokens": 4, "llm_calls": 1, "est_cost_usd": 0.0012345678},
+    {"input_tokens": 1, "cached_input_tokens": 1, "est_cost_usd": None},
+    {"llm_calls": 2, "est_cost_usd": 1e-7},
+    {"output_tokens": 5},  # written before costs were kept
+    {"input_tokens": 10**9, "output_tokens": 1, "llm_calls": 3, "est_cost_usd": 0.1},
+]
+
+
+@pytest.mark.parametrize("left", PLAIN_USAGES)
+@pytest.mark.parametrize("right", PLAIN_USAGES)
+def test_the_state_reducer_is_the_sum_of_the_models(left: dict[str, Any] | None, right: dict[str, Any] | None) -> None:
+    by_models = (Usage.from_dict(left) + Usage.from_dict(right)).as_dict()
+    assert Usage.add_dicts(left, right) == by_models
+    assert list(Usage.add_dicts(left, right)) == list(by_models)  # the same keys, in the same order
+
+
 def test_prices_cover_input_cached_input_and_output() -> None:
     price = ModelPrice(input=1.0, cached_input=0.25, output=4.0)
     # 1000 input of which 400 cached, 500 output: (600 * 1 + 400 * 0.25 + 500 * 4) / 1M
