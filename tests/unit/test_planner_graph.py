@@ -67,21 +67,21 @@ def test_the_models_plan_is_repaired_not_trusted() -> None:
     check_plan(PlannerRequest(topic="t"), Plan.model_validate(usable))
 
 
-def test_dispatch_sends_every_ready_step_to_its_kind_and_then_synthesizes() -> None:
+async def test_dispatch_sends_every_ready_step_to_its_kind_and_then_synthesizes() -> None:
     steps = [step("r1"), step("r2"), step("w", "write", ["r1", "r2"]), step("c", "critique", ["w"])]
     state: dict[str, Any] = {"topic": "goal", "plan": {"steps": steps}, "outputs": {}}
 
-    first = dispatch(state)  # type: ignore[arg-type]
+    first = await dispatch(state)  # type: ignore[arg-type]
     assert isinstance(first, list)
     assert [(send.node, send.arg["step"]["id"]) for send in first] == [("research_step", "r1"), ("research_step", "r2")]
 
     state["outputs"] = {"r1": {"id": "r1", "text": "one"}, "r2": {"id": "r2", "text": "two"}}
-    second = dispatch(state)  # type: ignore[arg-type]
+    second = await dispatch(state)  # type: ignore[arg-type]
     assert isinstance(second, list)
     assert [(send.node, [i["id"] for i in send.arg["inputs"]]) for send in second] == [("write_step", ["r1", "r2"])]
 
     state["outputs"] |= {"w": {"id": "w"}, "c": {"id": "c"}}
-    assert dispatch(state) == "synthesize"  # type: ignore[arg-type]
+    assert await dispatch(state) == "synthesize"  # type: ignore[arg-type]
 
 
 def source(source_id: str, url: str) -> dict[str, Any]:

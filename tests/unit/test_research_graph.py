@@ -43,10 +43,10 @@ async def test_sources_are_deduplicated_and_numbered_in_a_stable_order() -> None
     assert again == update
 
 
-def test_fan_out_sends_one_task_per_query() -> None:
+async def test_fan_out_sends_one_task_per_query() -> None:
     queries = [{"source": "arxiv", "query": "a"}, {"source": "web", "query": "w"}, {"source": "web", "query": "v"}]
 
-    sends = fan_out({"queries": queries})
+    sends = await fan_out({"queries": queries})
 
     assert [(send.node, send.arg) for send in sends] == [
         ("search_arxiv", {"source": "arxiv", "query": "a", "index": 0}),

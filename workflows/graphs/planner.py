@@ -262,9 +262,10 @@ async def finalize(state: PlannerState, runtime: Runtime[PlannerContext]) -> dic
 
 
 # --- routing ------------------------------------------------------------------------------------
+# Coroutines, though they only compare: LangGraph runs a plain function in a thread (see reflection).
 
 
-def dispatch(state: PlannerState) -> list[Send] | Literal["synthesize"]:
+async def dispatch(state: PlannerState) -> list[Send] | Literal["synthesize"]:
     """Every step whose dependencies all have an output, each to its kind's agent, in one superstep."""
     outputs = state.get("outputs") or {}
     ready = [

@@ -215,9 +215,10 @@ async def finalize(state: ResearchState, runtime: Runtime[ResearchContext]) -> d
 
 
 # --- routing ------------------------------------------------------------------------------------
+# Coroutines, though they only compare: LangGraph runs a plain function in a thread (see reflection).
 
 
-def fan_out(state: ResearchState) -> list[Send]:
+async def fan_out(state: ResearchState) -> list[Send]:
     """One search task per planned query, all in the same step (so they run in parallel)."""
     return [
         Send(f"search_{query['source']}", SearchTask(source=query["source"], query=query["query"], index=index))
@@ -225,15 +226,15 @@ def fan_out(state: ResearchState) -> list[Send]:
     ]
 
 
-def after_collect(state: ResearchState) -> str:
+async def after_collect(state: ResearchState) -> str:
     return "synthesize" if state.get("sources") else "finalize"
 
 
-def after_verify(state: ResearchState, runtime: Runtime[ResearchContext]) -> str:
+async def after_verify(state: ResearchState, runtime: Runtime[ResearchContext]) -> str:
     return "critique" if runtime.context.reflect and "critique" not in state else "finalize"
 
 
-def after_critique(state: ResearchState) -> str:
+async def after_critique(state: ResearchState) -> str:
     return "finalize" if state["critique"].get("approved") else "revise"
 
 
