@@ -110,7 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     # First: routes are matched in order, and a submit is the request a server answers most.
-    app.include_router(workflows.router)
+    workflows.include(app)
     install_openapi(app)
     install_docs(app)
     app.include_router(health.router)
