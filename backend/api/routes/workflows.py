@@ -5,7 +5,7 @@
 
 import json
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from enum import Enum
 from typing import Annotated, Any
 
@@ -13,6 +13,7 @@ from fastapi import FastAPI, Header, Query, Request, Response, status
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, TypeAdapter
 from sse_starlette import EventSourceResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agents.errors import Conflict, InvalidInput, ProviderNotConfigured, QuotaExceeded, ServiceUnavailable
 from backend.api.auth import Caller, current_caller
@@ -25,6 +26,7 @@ from backend.api.deps import (
     submit_quota,
 )
 from backend.api.errors import raises
+from backend.api.middleware.body_limit import replaying
 from backend.api.schemas import (
     ResumeRequest,
     TimelineEntryPublic,
@@ -133,58 +135,69 @@ class SubmitRoute(APIRoute):
 
     The common submit: a JSON body (``Content-Type: application/json``) that the workflow's request
     model accepts, no query string, at most a well-formed ``Idempotency-Key``. For it the route
-    does itself what FastAPI's handler would (parse and validate the body, find the caller, answer
-    with the record serialised by pydantic) without FastAPI's per-request dependency solving,
-    parameter introspection and response preparation, which cost about a third of a submit's CPU
-    (issue 16, B4). Anything else (``?wait=``, another content type, a body or header FastAPI
-    would refuse) is handed to FastAPI's handler untouched, so every refusal is FastAPI's own
-    problem+json, naming the field as always.
+    does itself what FastAPI would (parse and validate the body, find the caller, answer with the
+    record serialised by pydantic) without FastAPI's per-request dependency solving, parameter
+    introspection and response preparation, which cost about a third of a submit's CPU (issue 16,
+    B4), nor its per-request wrapping of the handler (a Request, two exit stacks for dependencies
+    with ``yield``, an exception-handling layer: ~3 % of a submit's instructions). Its errors (401,
+    quota, shutting down) reach the app's exception handlers through Starlette's exception
+    middleware, which renders them as the route's layer would. Anything else (``?wait=``, another
+    content type, a body or header FastAPI would refuse) is handed to FastAPI's own route app with
+    the body replayed, so every refusal is FastAPI's own problem+json, naming the field as always.
 
     The fast path stays off when the route would solve any dependency besides the app-wide
     ``storable_parameters`` (a no-op without a query string) and ``current_caller``, when
-    dependencies are overridden, and when OpenTelemetry tracing is on (FastAPI's spans).
+    dependencies are overridden, and when OpenTelemetry tracing is on (FastAPI's spans). It is
+    the route's own ASGI app, so it serves the route on the app's router (``include``).
     """
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        standard = super().get_route_handler()
-        spec = _SPECS.get(self.endpoint)
-        if spec is None or tracing_requested():
-            return standard
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        spec = _SPECS.get(endpoint)
+        if spec is not None and not tracing_requested():
+            self.app = self._fast_app(spec, standard=self.app)
+
+    def _fast_app(self, spec: WorkflowSpec, *, standard: ASGIApp) -> ASGIApp:
         request_model = spec.request_model
         fast_for: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()  # per app: its verdict
 
-        async def handle(request: Request) -> Response:
-            app = request.app
-            allowed = fast_for.get(app)
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            request = Request(scope, receive, send)
+            application = request.app
+            allowed = fast_for.get(application)
             if allowed is None:
-                allowed = fast_for[app] = _only_fast_dependencies(app, self)
+                allowed = fast_for[application] = _only_fast_dependencies(application, self)
             headers = request.headers
             if (
                 not allowed
-                or app.dependency_overrides
-                or request.scope.get("query_string")
+                or application.dependency_overrides
+                or scope.get("query_string")
                 or headers.get("content-type") != "application/json"
             ):
-                return await standard(request)
+                await standard(scope, receive, send)
+                return
             idempotency_key = headers.get("idempotency-key")
             if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
-                return await standard(request)
-            raw = await request.body()  # cached on the request: the fallback reads it again for free
+                await standard(scope, receive, send)
+                return
+            raw = await request.body()
             try:
                 body = request_model.model_validate(json.loads(raw), from_attributes=True)
             except Exception:  # e.g. ValueError, ValidationError, RecursionError: FastAPI renders the problem
-                return await standard(request)
+                await standard(scope, replaying(raw, receive), send)
+                return
             caller = await current_caller(request)
             record, code = await _accept(spec, body, request, caller, None, idempotency_key)
             content = _PUBLIC.dump_json(WorkflowPublic.from_record(record), by_alias=True)
-            return Response(
+            response = Response(
                 content,
                 status_code=code,
                 media_type="application/json",
                 headers={"Location": f"/workflows/{record.id}"},
             )
+            await response(scope, receive, send)
 
-        return handle
+        return app
 
 
 def _only_fast_dependencies(app: Any, route: APIRoute) -> bool:
