@@ -11,13 +11,14 @@
 7. body limit (``body_limit``): 413, else the whole body replayed to the app;
 8. an exception the app lets through (``unhandled``): logged, a problem 500 if nothing was sent.
 
-Why one layer and not one per concern: each pure ASGI layer costs a submit a coroutine call, a
-``send`` wrapper (called for each of a response's two messages) and, for most, its own parse of the
-request headers. As seven layers they were ~30 % of a submit's CPU in the HTTP edge (cProfile,
-~145 of ~465 µs per submit, ~810 Python calls; B4). Here the headers are read into one dict, and
-one ``send`` wrapper records the status and appends ``X-RateLimit-*`` and ``X-Request-ID``. Each
-concern's logic stays in its own module above; this one only calls them, in the order and with the
-answers the separate layers had.
+Why one layer and not one per concern: each pure ASGI layer costs every request a coroutine
+call, most a ``send`` wrapper (called for each of a response's messages) and some their own parse
+of the request headers. Timed around a trivial app, the seven layers this replaces cost ~27 µs
+per request and this one ~23.5 µs, ~10 µs of which is the limiter's counting (``rate_limit``);
+cProfile counted 30 fewer Python calls per submit (810 -> 780). Here the headers are read into
+one dict, and one ``send`` wrapper records the status and appends ``X-RateLimit-*`` and
+``X-Request-ID``. Each concern's logic stays in its own module above; this one only calls them,
+in the order and with the answers (and header order) the separate layers had.
 """
 
 from __future__ import annotations
