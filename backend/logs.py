@@ -283,7 +283,11 @@ def configure_logging(
         logger.handlers[:] = []
         logger.propagate = True
     # uvicorn's access logger is replaced by our own access line (with duration and request id).
-    logging.getLogger("uvicorn.access").disabled = True
+    # Not propagating either: uvicorn formats each response's client and quoted path for it
+    # whenever the logger has a handler up its hierarchy (``hasHandlers``), even a disabled one.
+    access = logging.getLogger("uvicorn.access")
+    access.disabled = True
+    access.propagate = False
     # Client libraries log every HTTP request at INFO; our llm_call / node lines say it better.
     for noisy in ("httpx", "httpx2", "httpcore", "openai", "arxiv", "aiosqlite", "asyncio", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from importlib.metadata import version
 
 from fastapi import Depends, FastAPI
@@ -12,17 +13,9 @@ from starlette.middleware.cors import CORSMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from backend import heap
-from backend.api.auth import AuthMiddleware
 from backend.api.deps import storable_parameters
 from backend.api.errors import install_error_handlers
-from backend.api.middleware import (
-    AccessLogMiddleware,
-    BodyLimitMiddleware,
-    CorrelationIdMiddleware,
-    HeaderLimitMiddleware,
-    RateLimitMiddleware,
-    UnhandledErrorMiddleware,
-)
+from backend.api.middleware import EdgeMiddleware
 from backend.api.openapi import install_openapi
 from backend.api.routes import cache, exports, health, keys, langgraph, metrics, ui, workflows
 from backend.api.routes.docs import install_docs
@@ -75,33 +68,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     allow_any_origin = "*" in settings.cors_origins
     # CORS only when some origin is allowed: with none, the middleware answers nothing differently
     # (a preflight is refused either way) but wraps every response (~6 % of a submit's CPU).
-    cors = [
-        Middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_credentials=not allow_any_origin,  # never "*" together with credentials
-            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=ALLOWED_HEADERS,
-            expose_headers=EXPOSED_HEADERS,
-        )
-    ]
+    cors = partial(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials=not allow_any_origin,  # never "*" together with credentials
+        allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=ALLOWED_HEADERS,
+        expose_headers=EXPOSED_HEADERS,
+    )
     middleware = [  # outermost first
         Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips),
-        Middleware(CorrelationIdMiddleware),
-        Middleware(AccessLogMiddleware),
-        *(cors if settings.cors_origins else []),
-        # Before any work (rate-limit storage, body, routing); httptools accepts headers of any size.
-        Middleware(HeaderLimitMiddleware, max_bytes=settings.max_header_bytes, max_count=settings.max_header_count),
-        # Who is calling, before the limiter: limits are keyed by the authenticated key id.
-        Middleware(AuthMiddleware),
+        # Request id, access log, CORS, header limits, auth, rate limit, body limit, last-resort 500:
+        # one layer (see backend.api.middleware.edge for the order and why).
         Middleware(
-            RateLimitMiddleware,
-            storage_uri=settings.redis_url or "memory://",
+            EdgeMiddleware,
+            max_header_bytes=settings.max_header_bytes,
+            max_header_count=settings.max_header_count,
+            max_body_bytes=settings.max_body_bytes,
+            rate_limit_storage=settings.redis_url or "memory://",
             submit_limit=settings.rate_limit_submit,
             default_limit=settings.rate_limit_default,
+            cors=cors if settings.cors_origins else None,
         ),
-        Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
-        Middleware(UnhandledErrorMiddleware),
     ]
     app = FastAPI(
         title="agentflow",
@@ -122,7 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     # First: routes are matched in order, and a submit is the request a server answers most.
-    app.include_router(workflows.router)
+    workflows.include(app)
     install_openapi(app)
     install_docs(app)
     app.include_router(health.router)

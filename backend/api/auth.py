@@ -1,24 +1,24 @@
-"""Authentication at the HTTP edge: ``AuthMiddleware`` finds out who is calling, the dependencies decide.
+"""Authentication at the HTTP edge: ``authenticate`` finds out who is calling, the dependencies decide.
 
-The middleware runs before rate limiting, so limits are keyed by the authenticated key id, never by
-a header value nobody checked. The dependencies (``CallerDep``, ``AdminCallerDep``, ``require_admin``) enforce
-``AGENTFLOW_AUTH`` per route; every operation using one documents the Bearer and
-``X-API-Key`` schemes in OpenAPI (``SECURITY_SCHEMES``), which gives ``/docs`` a working
-Authorize button. Every refusal is logged as ``event=auth_failed`` with the
+The edge (``backend.api.middleware.edge``) calls it before rate limiting, so limits are keyed by the
+authenticated key id, never by a header value nobody checked. The dependencies (``CallerDep``,
+``AdminCallerDep``, ``require_admin``) enforce ``AGENTFLOW_AUTH`` per route; every operation using one
+documents the Bearer and ``X-API-Key`` schemes in OpenAPI (``SECURITY_SCHEMES``), which gives
+``/docs`` a working Authorize button. Every refusal is logged as ``event=auth_failed`` with the
 key's prefix, never its secret.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPBearer
 from fastapi.security.base import SecurityBase
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from agents.errors import Forbidden, Unauthorized
 from backend.api.errors import raises
@@ -30,9 +30,9 @@ __all__ = [
     "KEY_DEPENDENCIES",
     "SECURITY_SCHEMES",
     "AdminCallerDep",
-    "AuthMiddleware",
     "Caller",
     "CallerDep",
+    "authenticate",
     "presented_key",
     "principal_of",
     "require_admin",
@@ -42,9 +42,8 @@ logger = logging.getLogger("agentflow.auth")
 STATE_KEY = "agentflow_auth"
 
 
-def presented_key(scope: Scope) -> str | None:
-    """The key a request carries: ``X-API-Key``, else an ``Authorization: Bearer`` token."""
-    headers = dict(scope.get("headers") or [])
+def presented_key(headers: Mapping[bytes, bytes]) -> str | None:
+    """The key a request carries in its ``headers``: ``X-API-Key``, else an ``Authorization: Bearer`` token."""
     raw = headers.get(b"x-api-key")
     if raw is None:
         authorization = headers.get(b"authorization", b"")
@@ -54,25 +53,23 @@ def presented_key(scope: Scope) -> str | None:
     return token or None
 
 
-class AuthMiddleware:
-    """Resolve the presented key (if any) once per request and keep the outcome in the scope."""
+async def authenticate(scope: Scope, headers: Mapping[bytes, bytes]) -> ApiKey | None:
+    """Resolve the key an HTTP request presents (if any), once, and keep the outcome in its scope.
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            token = presented_key(scope)
-            outcome: AuthOutcome | None = None
-            if token is not None:
-                keys: KeyService | None = getattr(scope["app"].state, "keys", None)
-                outcome = await keys.authenticate(token) if keys is not None else AuthOutcome(None, "unknown")
-            scope.setdefault("state", {})[STATE_KEY] = outcome
-        await self.app(scope, receive, send)
+    Called by the edge (``backend.api.middleware.edge``) before rate limiting. Returns the
+    authenticated key, or None (no key, or one that failed: the dependencies refuse it).
+    """
+    token = presented_key(headers)
+    outcome: AuthOutcome | None = None
+    if token is not None:
+        keys: KeyService | None = getattr(scope["app"].state, "keys", None)
+        outcome = await keys.authenticate(token) if keys is not None else AuthOutcome(None, "unknown")
+    scope.setdefault("state", {})[STATE_KEY] = outcome
+    return outcome.key if outcome is not None else None
 
 
 def principal_of(scope: Scope) -> ApiKey | None:
-    """The authenticated key of a request (after ``AuthMiddleware``), else None."""
+    """The authenticated key of a request (after ``authenticate``), else None."""
     outcome: AuthOutcome | None = (scope.get("state") or {}).get(STATE_KEY)
     return outcome.key if outcome is not None else None
 
@@ -98,7 +95,7 @@ class Caller:
 
 #: How a key is presented, for OpenAPI (``/docs``' Authorize button): documented on every operation
 #: that depends on the caller (``backend.api.openapi.with_security``). Not dependencies themselves:
-#: ``AuthMiddleware`` already read the key, and each FastAPI dependency costs every request ~20 µs
+#: ``authenticate`` already read the key, and each FastAPI dependency costs every request ~20 µs
 #: of solving, whatever it does.
 SECURITY_SCHEMES: tuple[SecurityBase, ...] = (
     HTTPBearer(auto_error=False, description="An agentflow API key (`af_live_…`)."),

@@ -205,8 +205,8 @@ def with_security(document: dict[str, Any], routes: Sequence[BaseRoute]) -> dict
     """Document how a key is presented (``backend.api.auth.SECURITY_SCHEMES``) on every operation
     whose dependencies read the caller, as FastAPI would for security dependencies (in place; returned).
 
-    The schemes are not dependencies: ``AuthMiddleware`` reads the key once per request, and each
-    dependency would cost every request its solving.
+    The schemes are not dependencies: the edge reads the key once per request
+    (``backend.api.auth.authenticate``), and each dependency would cost every request its solving.
     """
     secured = {
         operation

@@ -34,3 +34,11 @@ def test_the_limit_still_refuses() -> None:
     item = parse("3/hour")
     assert [limiter.hit(item, "ip:1.2.3.4", "submit") for _ in range(4)] == [True, True, True, False]
     assert limiter.hit(item, "ip:5.6.7.8", "submit")  # another key, its own bucket
+
+
+def test_storage_methods_translate_errors_once() -> None:
+    """limits wraps the storage methods of every subclass again; ours are MemoryStorage's own."""
+    from limits.storage import MemoryStorage
+
+    for name in ("get", "incr", "get_expiry", "check", "reset", "clear"):
+        assert getattr(SweptMemoryStorage, name) is getattr(MemoryStorage, name), name

@@ -1,17 +1,10 @@
-"""Pure ASGI middlewares (streaming-safe): request ids, access log, header and body limits, rate limit, errors."""
+"""The HTTP edge: one pure ASGI middleware (``edge``) over small modules, one per concern (streaming-safe).
 
-from backend.api.middleware.access_log import AccessLogMiddleware
-from backend.api.middleware.body_limit import BodyLimitMiddleware
-from backend.api.middleware.correlation import CorrelationIdMiddleware
-from backend.api.middleware.header_limit import HeaderLimitMiddleware
-from backend.api.middleware.rate_limit import RateLimitMiddleware
-from backend.api.middleware.unhandled import UnhandledErrorMiddleware
+Request ids (``correlation``), the access log and HTTP metrics (``access_log``, ``metrics``), header
+and body limits (``header_limit``, ``body_limit``), the rate limit (``rate_limit``) and the last-resort
+500 (``unhandled``); authentication is ``backend.api.auth``.
+"""
 
-__all__ = [
-    "AccessLogMiddleware",
-    "BodyLimitMiddleware",
-    "CorrelationIdMiddleware",
-    "HeaderLimitMiddleware",
-    "RateLimitMiddleware",
-    "UnhandledErrorMiddleware",
-]
+from backend.api.middleware.edge import EdgeMiddleware
+
+__all__ = ["EdgeMiddleware"]

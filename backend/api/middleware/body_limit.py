@@ -2,61 +2,63 @@
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive
 
 from agents.errors import PayloadTooLarge
-from backend.api.errors import problem_for
 
-__all__ = ["BodyLimitMiddleware"]
+__all__ = ["BODYLESS_METHODS", "BodyLimit", "replaying"]
+
+#: Methods whose body (if any) is neither read nor limited here.
+BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 
 
-class BodyLimitMiddleware:
-    """Answers 413 once a body passes ``max_bytes``, whatever Content-Length claimed.
+class BodyLimit:
+    """Reads a request's body in full, refusing (413) once it passes ``max_bytes``, whatever
+    Content-Length claimed.
 
-    Bodies are small by contract (64 KiB default), so the middleware reads the body first and
-    replays it to the app: the app never sees a partial body and never answers before the
-    limit is known.
+    Bodies are small by contract (64 KiB default), so the body is read first and replayed to the
+    app: the app never sees a partial body and never answers before the limit is known.
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        self.app = app
+    def __init__(self, *, max_bytes: int) -> None:
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(scope, receive, send)
-            return
+    async def read(self, receive: Receive, declared_length: bytes | None) -> Receive | None:
+        """A ``receive`` that replays the whole body, or None when the client went away first.
+
+        Raises:
+            PayloadTooLarge: Content-Length, or the bytes received, pass ``max_bytes``.
+        """
+        if declared_length is not None and declared_length.isdigit() and int(declared_length) > self.max_bytes:
+            raise self._too_large()
         chunks: list[bytes] = []
         size = 0
         more = True
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return
+                return None
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await self._reject(scope, receive, send)
-                return
+                raise self._too_large()
             chunks.append(chunk)
             more = message.get("more_body", False)
-        body = b"".join(chunks)
-        replayed = False
+        return replaying(b"".join(chunks), receive)
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"The request body is larger than {self.max_bytes} bytes.")
 
-        await self.app(scope, replay, send)
 
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        error = PayloadTooLarge(f"The request body is larger than {self.max_bytes} bytes.")
-        response = problem_for(error, instance=scope["path"], headers={"Connection": "close"})
-        await response(scope, receive, send)
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives ``body`` whole (one message), then whatever ``receive`` gives."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

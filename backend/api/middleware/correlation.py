@@ -5,19 +5,30 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Mapping
+from contextvars import Token
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from agents import context, telemetry
 
-__all__ = ["CorrelationIdMiddleware", "is_safe_request_id", "new_request_id"]
+__all__ = [
+    "REQUEST_ID_HEADER",
+    "REQUEST_ID_NAME",
+    "begin_request",
+    "end_request",
+    "is_safe_request_id",
+    "new_request_id",
+    "supplied_request_id",
+]
 
 logger = logging.getLogger("agentflow.request")
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_REQUEST_ID_NAME = REQUEST_ID_HEADER.lower().encode("latin-1")
+#: The response header's raw name, for the edge's single response-start rewrite.
+REQUEST_ID_NAME = REQUEST_ID_HEADER.lower().encode("latin-1")
 # The original platform's header name, still accepted.
-_INCOMING_HEADERS = (b"x-request-id", b"x-correlation-id")
+_INCOMING_HEADERS = (REQUEST_ID_NAME, b"x-correlation-id")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -31,45 +42,34 @@ def new_request_id() -> str:
     return os.urandom(16).hex()
 
 
-class CorrelationIdMiddleware:
-    """Sets ``agents.context.correlation_id`` for the request and echoes ``X-Request-ID``."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        supplied = _supplied_id(scope)
-        request_id = supplied if supplied is not None and is_safe_request_id(supplied) else new_request_id()
-        token = context.correlation_id.set(request_id)
-        try:
-            if supplied is not None and supplied != request_id:
-                logger.warning(
-                    "replaced an unsafe request id",
-                    extra={"event": "request_id_replaced", "supplied_length": len(supplied)},
-                )
-            scope.setdefault("state", {})["request_id"] = request_id
-            encoded_id = request_id.encode("latin-1")
-            telemetry.annotate({"agentflow.correlation_id": request_id})  # on the HTTP span, when tracing
-
-            async def send_with_id(message: Message) -> None:
-                if message["type"] == "http.response.start":
-                    # Appended, not set through MutableHeaders (which scans for an existing one):
-                    # nothing inside sets this header.
-                    message["headers"] = [*message.get("headers", ()), (_REQUEST_ID_NAME, encoded_id)]
-                await send(message)
-
-            await self.app(scope, receive, send_with_id)
-        finally:
-            context.correlation_id.reset(token)
-
-
-def _supplied_id(scope: Scope) -> str | None:
-    headers: dict[bytes, bytes] = dict(scope.get("headers") or [])
+def supplied_request_id(headers: Mapping[bytes, bytes]) -> str | None:
+    """The id the client sent: ``X-Request-ID``, else ``X-Correlation-ID`` (unchecked)."""
     for name in _INCOMING_HEADERS:
         raw = headers.get(name)
         if raw is not None:
             return raw.decode("latin-1")
     return None
+
+
+def begin_request(scope: Scope, headers: Mapping[bytes, bytes]) -> tuple[str, Token[str | None]]:
+    """Choose the request's id, set ``agents.context.correlation_id`` and ``scope["state"]["request_id"]``.
+
+    Returns the id and the context token to give back to ``end_request``. An unsafe supplied id is
+    replaced by a new one, and the replacement logged (under the new id).
+    """
+    supplied = supplied_request_id(headers)
+    request_id = supplied if supplied is not None and is_safe_request_id(supplied) else new_request_id()
+    token = context.correlation_id.set(request_id)
+    if supplied is not None and supplied != request_id:
+        logger.warning(
+            "replaced an unsafe request id",
+            extra={"event": "request_id_replaced", "supplied_length": len(supplied)},
+        )
+    scope.setdefault("state", {})["request_id"] = request_id
+    telemetry.annotate({"agentflow.correlation_id": request_id})  # on the HTTP span, when tracing
+    return request_id, token
+
+
+def end_request(token: Token[str | None]) -> None:
+    """Leave the request's correlation context (after its access-log line)."""
+    context.correlation_id.reset(token)

@@ -1,7 +1,7 @@
 """HTTP metrics: requests by route template, method and status, and a latency histogram.
 
-Recorded by ``AccessLogMiddleware``, which already waits for every response's status and end:
-one observing layer per request instead of two.
+Recorded with the access log line (``access_log.log_request``), which the edge calls once every
+response has ended: one observer of status and end per request instead of two.
 
 The route label is the matched route's template (``/workflows/{workflow_id}``), never the raw
 path, so ids cannot blow up the label set. A request answered before routing (a rate-limit
@@ -75,7 +75,7 @@ _children: tuple[Any, dict[tuple[str, str, int], tuple[Any, Any]]] = (None, {})
 
 
 def record_http_request(scope: Scope, status: int, seconds: float) -> None:
-    """Count one answered request and observe its latency (called by the access-log middleware)."""
+    """Count one answered request and observe its latency (called with the access log line)."""
     global _children
     route = route_template(scope)
     method = scope["method"] if scope["method"] in _METHODS else "other"

@@ -2,9 +2,9 @@
 limit for everything else, health and docs exempt.
 
 slowapi's ``Limiter`` owns the storage (``memory://`` or Redis, shared by every worker) and the
-sliding-window-counter strategy. We apply it from this pure ASGI middleware rather than slowapi's
-decorators so that (a) the limit is chosen per app from settings, (b) the 429 is rendered by our
-problem+json path inside the CORS and correlation middlewares, and (c) streaming responses are
+sliding-window-counter strategy. The HTTP edge (``backend.api.middleware.edge``) applies it rather
+than slowapi's decorators so that (a) the limit is chosen per app from settings, (b) the 429 is
+rendered by our problem+json path inside CORS and the request id, and (c) streaming responses are
 untouched.
 """
 
@@ -15,21 +15,24 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.responses import Response
+from starlette.types import Scope
 
 from agents.errors import RateLimited
 from agents.metrics import metrics
-from backend.api.auth import principal_of
 from backend.api.errors import problem_for
 
 if TYPE_CHECKING:
     from limits import RateLimitItem
 
-__all__ = ["RateLimitMiddleware", "is_exempt", "rate_limit_key"]
+    from backend.runs.store.keys import ApiKey
+
+__all__ = ["RateLimiter", "is_exempt", "rate_limit_key"]
+
+RawHeaders = list[tuple[bytes, bytes]]
 
 logger = logging.getLogger("agentflow.ratelimit")
 
@@ -45,14 +48,13 @@ def is_exempt(path: str) -> bool:
     return path in EXEMPT_PATHS or path.startswith(EXEMPT_PREFIX)
 
 
-def rate_limit_key(scope: Scope) -> str:
+def rate_limit_key(scope: Scope, key: ApiKey | None) -> str:
     """The authenticated API key's id, else the client IP; never an unchecked header value.
 
-    ``AuthMiddleware`` (which runs first) resolved the key. The client IP is the one uvicorn's
+    ``key`` is what authentication (which runs first) resolved. The client IP is the one uvicorn's
     proxy-headers middleware resolved: ``X-Forwarded-For`` is only honoured from
     ``AGENTFLOW_FORWARDED_ALLOW_IPS``, so clients cannot choose their bucket.
     """
-    key = principal_of(scope)
     if key is not None:
         return "key:" + key.id
     client = scope.get("client")
@@ -70,27 +72,16 @@ class _Limiter:
     blocking: bool
 
 
-class RateLimitMiddleware:
+class RateLimiter:
     """Counts every request but the exempt ones against its bucket's limit, in ``storage_uri``.
 
     With ``memory://`` the limiter (slowapi, ``limits`` and its parsed limits) is built by the
     first request that counts: ~15 ms of imports that start-up and health probes never need. A
-    Redis limiter is built at once, as before: its client's import is more than one request
-    should wait for.
+    Redis limiter is built at once: its client's import is more than one request should wait for.
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        storage_uri: str,
-        submit_limit: str,
-        default_limit: str,
-        key_func: Callable[[Scope], str] = rate_limit_key,
-    ) -> None:
-        self.app = app
+    def __init__(self, *, storage_uri: str, submit_limit: str, default_limit: str) -> None:
         self.storage_uri = storage_uri
-        self.key_func = key_func
         self._limits = (submit_limit, default_limit)
         self._per_key_limits: dict[str, RateLimitItem] = {}
         self._limiter: _Limiter | None = None
@@ -108,50 +99,43 @@ class RateLimitMiddleware:
         self._limiter = _Limiter(strategy=strategy, submit=submit, default=default, blocking=blocking)
         return self._limiter
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or is_exempt(scope["path"]) or scope["method"] == "OPTIONS":
-            await self.app(scope, receive, send)
-            return
+    async def admit(self, scope: Scope, principal: ApiKey | None) -> tuple[Response | None, RawHeaders]:
+        """Count an HTTP request of ``principal`` (its authenticated key, if any).
+
+        Returns the 429 problem to answer instead when the request is over its limit, else None
+        and the ``X-RateLimit-*`` fields for its response (none for an exempt request).
+        """
+        path = scope["path"]
+        if is_exempt(path) or scope["method"] == "OPTIONS":
+            return None, []
         limiter = self._limiter or self._build()
-        is_submit = scope["method"] == "POST" and bool(_SUBMIT_PATH.match(scope["path"]))
+        is_submit = scope["method"] == "POST" and bool(_SUBMIT_PATH.match(path))
         item, bucket = (limiter.submit, "submit") if is_submit else (limiter.default, "default")
-        key_limit = (principal := principal_of(scope)) is not None and principal.rate_limit
-        if is_submit and key_limit:  # the key's own submit limit replaces the server's
-            item = self._parsed(key_limit)
-        key = self.key_func(scope)
+        if is_submit and principal is not None and principal.rate_limit:  # the key's own submit limit wins
+            item = self._parsed(principal.rate_limit)
+        key = rate_limit_key(scope, principal)
         allowed, remaining, reset_at = await self._hit(limiter, item, key, bucket)
+        if allowed:
+            return None, [
+                (b"x-ratelimit-limit", str(item.amount).encode("latin-1")),
+                (b"x-ratelimit-remaining", str(remaining).encode("latin-1")),
+                (b"x-ratelimit-reset", str(reset_at).encode("latin-1")),
+            ]
+        retry_after = max(1, math.ceil(reset_at - time.time()))
+        metrics().rate_limited.labels(bucket).inc()
+        logger.warning(
+            "rate limit exceeded",
+            extra={"event": "rate_limited", "bucket": bucket, "limit": str(item), "retry_after": retry_after},
+        )
+        error = RateLimited(
+            f"Rate limit of {item} exceeded for this client; retry after {retry_after} s.", retry_after=retry_after
+        )
         headers = {
             "X-RateLimit-Limit": str(item.amount),
             "X-RateLimit-Remaining": str(remaining),
             "X-RateLimit-Reset": str(reset_at),
         }
-        if not allowed:
-            retry_after = max(1, math.ceil(reset_at - time.time()))
-            metrics().rate_limited.labels(bucket).inc()
-            logger.warning(
-                "rate limit exceeded",
-                extra={"event": "rate_limited", "bucket": bucket, "limit": str(item), "retry_after": retry_after},
-            )
-            error = RateLimited(
-                f"Rate limit of {item} exceeded for this client; retry after {retry_after} s.", retry_after=retry_after
-            )
-            response = problem_for(error, instance=scope["path"], headers=headers)
-            await response(scope, receive, send)
-            return
-
-        raw = [
-            (b"x-ratelimit-limit", headers["X-RateLimit-Limit"].encode("latin-1")),
-            (b"x-ratelimit-remaining", headers["X-RateLimit-Remaining"].encode("latin-1")),
-            (b"x-ratelimit-reset", headers["X-RateLimit-Reset"].encode("latin-1")),
-        ]
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                # Appended, not set through MutableHeaders (a scan per header): no route sets them.
-                message["headers"] = [*message.get("headers", ()), *raw]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        return problem_for(error, instance=path, headers=headers), []
 
     def _parsed(self, limit: str) -> RateLimitItem:
         item = self._per_key_limits.get(limit)

@@ -5,13 +5,15 @@
 
 import json
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
+from enum import Enum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import FastAPI, Header, Query, Request, Response, status
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, TypeAdapter
 from sse_starlette import EventSourceResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agents.errors import Conflict, InvalidInput, ProviderNotConfigured, QuotaExceeded, ServiceUnavailable
 from backend.api.auth import Caller, current_caller
@@ -24,6 +26,7 @@ from backend.api.deps import (
     submit_quota,
 )
 from backend.api.errors import raises
+from backend.api.middleware.body_limit import replaying
 from backend.api.schemas import (
     ResumeRequest,
     TimelineEntryPublic,
@@ -38,7 +41,7 @@ from backend.runs import RunService, WorkflowRecord, WorkflowStatus
 from workflows.base import WorkflowSpec
 from workflows.registry import WORKFLOWS
 
-__all__ = ["SubmitRoute", "router"]
+__all__ = ["SubmitRoute", "include"]
 
 MAX_WAIT_SECONDS = 60.0
 
@@ -67,8 +70,6 @@ IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", min_length=1, max_length=255, description="Retry-safe submission key."),
 ]
-
-router = APIRouter(prefix="/workflows", tags=["workflows"])
 
 
 async def _accept(
@@ -134,58 +135,69 @@ class SubmitRoute(APIRoute):
 
     The common submit: a JSON body (``Content-Type: application/json``) that the workflow's request
     model accepts, no query string, at most a well-formed ``Idempotency-Key``. For it the route
-    does itself what FastAPI's handler would (parse and validate the body, find the caller, answer
-    with the record serialised by pydantic) without FastAPI's per-request dependency solving,
-    parameter introspection and response preparation, which cost about a third of a submit's CPU
-    (issue 16, B4). Anything else (``?wait=``, another content type, a body or header FastAPI
-    would refuse) is handed to FastAPI's handler untouched, so every refusal is FastAPI's own
-    problem+json, naming the field as always.
+    does itself what FastAPI would (parse and validate the body, find the caller, answer with the
+    record serialised by pydantic) without FastAPI's per-request dependency solving, parameter
+    introspection and response preparation, which cost about a third of a submit's CPU (issue 16,
+    B4), nor its per-request wrapping of the handler (a Request, two exit stacks for dependencies
+    with ``yield``, an exception-handling layer: ~3 % of a submit's instructions). Its errors (401,
+    quota, shutting down) reach the app's exception handlers through Starlette's exception
+    middleware, which renders them as the route's layer would. Anything else (``?wait=``, another
+    content type, a body or header FastAPI would refuse) is handed to FastAPI's own route app with
+    the body replayed, so every refusal is FastAPI's own problem+json, naming the field as always.
 
     The fast path stays off when the route would solve any dependency besides the app-wide
     ``storable_parameters`` (a no-op without a query string) and ``current_caller``, when
-    dependencies are overridden, and when OpenTelemetry tracing is on (FastAPI's spans).
+    dependencies are overridden, and when OpenTelemetry tracing is on (FastAPI's spans). It is
+    the route's own ASGI app, so it serves the route on the app's router (``include``).
     """
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        standard = super().get_route_handler()
-        spec = _SPECS.get(self.endpoint)
-        if spec is None or tracing_requested():
-            return standard
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        spec = _SPECS.get(endpoint)
+        if spec is not None and not tracing_requested():
+            self.app = self._fast_app(spec, standard=self.app)
+
+    def _fast_app(self, spec: WorkflowSpec, *, standard: ASGIApp) -> ASGIApp:
         request_model = spec.request_model
         fast_for: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()  # per app: its verdict
 
-        async def handle(request: Request) -> Response:
-            app = request.app
-            allowed = fast_for.get(app)
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            request = Request(scope, receive, send)
+            application = request.app
+            allowed = fast_for.get(application)
             if allowed is None:
-                allowed = fast_for[app] = _only_fast_dependencies(app, self)
+                allowed = fast_for[application] = _only_fast_dependencies(application, self)
             headers = request.headers
             if (
                 not allowed
-                or app.dependency_overrides
-                or request.scope.get("query_string")
+                or application.dependency_overrides
+                or scope.get("query_string")
                 or headers.get("content-type") != "application/json"
             ):
-                return await standard(request)
+                await standard(scope, receive, send)
+                return
             idempotency_key = headers.get("idempotency-key")
             if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
-                return await standard(request)
-            raw = await request.body()  # cached on the request: the fallback reads it again for free
+                await standard(scope, receive, send)
+                return
+            raw = await request.body()
             try:
                 body = request_model.model_validate(json.loads(raw), from_attributes=True)
             except Exception:  # e.g. ValueError, ValidationError, RecursionError: FastAPI renders the problem
-                return await standard(request)
+                await standard(scope, replaying(raw, receive), send)
+                return
             caller = await current_caller(request)
             record, code = await _accept(spec, body, request, caller, None, idempotency_key)
             content = _PUBLIC.dump_json(WorkflowPublic.from_record(record), by_alias=True)
-            return Response(
+            response = Response(
                 content,
                 status_code=code,
                 media_type="application/json",
                 headers={"Location": f"/workflows/{record.id}"},
             )
+            await response(scope, receive, send)
 
-        return handle
+        return app
 
 
 def _only_fast_dependencies(app: Any, route: APIRoute) -> bool:
@@ -203,20 +215,6 @@ def _only_fast_dependencies(app: Any, route: APIRoute) -> bool:
     return False
 
 
-for _spec in WORKFLOWS.values():
-    router.add_api_route(
-        f"/{_spec.name}",
-        _submit_endpoint(_spec),
-        methods=["POST"],
-        status_code=status.HTTP_202_ACCEPTED,
-        response_model=WorkflowPublic,
-        summary=f"Submit a {_spec.name} workflow",
-        responses={200: {"description": "Finished within the requested wait", "model": WorkflowPublic}},
-        route_class_override=SubmitRoute,
-    )
-
-
-@router.get("", response_model=WorkflowsPublic, summary="List workflows, newest first")
 async def list_workflows(
     runs: RunServiceDep,
     caller: CallerDep,
@@ -234,7 +232,6 @@ async def list_workflows(
     return WorkflowsPublic(items=[WorkflowPublic.from_record(r) for r in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/{workflow_id}", response_model=WorkflowPublic, summary="Get a workflow's status and result")
 async def get_workflow(
     workflow_id: WorkflowIdPath, request: Request, caller: CallerDep, wait: WaitQuery = None
 ) -> WorkflowPublic:
@@ -250,13 +247,6 @@ async def get_workflow(
     return WorkflowPublic.from_record(record, waiting_ttl=settings.waiting_ttl)
 
 
-@router.post(
-    "/{workflow_id}/resume",
-    response_model=WorkflowPublic,
-    summary="Answer a waiting workflow: approve, edit or reject",
-    responses={202: {"description": "Approved or edited: the run continues", "model": WorkflowPublic}},
-    status_code=status.HTTP_202_ACCEPTED,
-)
 @raises(Conflict, InvalidInput, ServiceUnavailable)  # not waiting; invalid edit; shutting down
 async def resume_workflow(
     workflow_id: WorkflowIdPath,
@@ -276,12 +266,6 @@ async def resume_workflow(
     return WorkflowPublic.from_record(updated)
 
 
-@router.post(
-    "/{workflow_id}/cancel",
-    response_model=WorkflowPublic,
-    summary="Cancel a queued, running or waiting workflow",
-    responses={202: {"description": "Running: it stops at its next node boundary", "model": WorkflowPublic}},
-)
 @raises(Conflict)  # the run already ended
 async def cancel_workflow(
     workflow_id: WorkflowIdPath, runs: RunServiceDep, caller: CallerDep, response: Response
@@ -291,17 +275,6 @@ async def cancel_workflow(
     return WorkflowPublic.from_record(updated)
 
 
-@router.get(
-    "/{workflow_id}/events",
-    summary="Stream a workflow's progress as server-sent events",
-    response_class=EventSourceResponse,
-    responses={
-        200: {
-            "content": {"text/event-stream": {}},
-            "description": "`update` and `token` events, then one `end` event; `id` is the event's number",
-        }
-    },
-)
 async def stream_workflow(
     record: ValidWorkflowDep,
     runs: RunServiceDep,
@@ -319,11 +292,6 @@ async def stream_workflow(
     return workflow_events_response(runs, record.id, owner=caller.scope_owner, after=after)
 
 
-@router.get(
-    "/{workflow_id}/timeline",
-    response_model=WorkflowTimelinePublic,
-    summary="Where a run spent its time: its nodes and upstream calls",
-)
 async def workflow_timeline(record: ValidWorkflowDep, runs: RunServiceDep) -> WorkflowTimelinePublic:
     """Every node and upstream call of the run, in the order they finished, each with when it
     started, how long it took, how it ended and the tokens it spent. Kept with the run (it
@@ -334,4 +302,88 @@ async def workflow_timeline(record: ValidWorkflowDep, runs: RunServiceDep) -> Wo
         status=record.status,
         cached_from=record.cached_from,
         entries=[TimelineEntryPublic.model_validate(entry) for entry in entries],
+    )
+
+
+_SUBMITS = [(spec, _submit_endpoint(spec)) for spec in WORKFLOWS.values()]  # one endpoint per type, for every app
+_TAGS: list[str | Enum] = ["workflows"]
+
+
+def include(app: FastAPI) -> None:
+    """Add the workflow routes to ``app``'s own router, after whatever routes it has.
+
+    Not through ``app.include_router(APIRouter(prefix="/workflows"))``: FastAPI matches the routes
+    of an included router through a layer of its own on every request (the router matched, then
+    matched again to be handled, its route table's version recomputed each time): ~100 of the
+    ~780 Python calls of a submit (cProfile), on the app's hottest routes.
+    """
+    add = app.router.add_api_route
+    for spec, submit in _SUBMITS:
+        add(
+            f"/workflows/{spec.name}",
+            submit,
+            methods=["POST"],
+            tags=_TAGS,
+            status_code=status.HTTP_202_ACCEPTED,
+            response_model=WorkflowPublic,
+            summary=f"Submit a {spec.name} workflow",
+            responses={200: {"description": "Finished within the requested wait", "model": WorkflowPublic}},
+            route_class_override=SubmitRoute,
+        )
+    add(
+        "/workflows",
+        list_workflows,
+        methods=["GET"],
+        tags=_TAGS,
+        response_model=WorkflowsPublic,
+        summary="List workflows, newest first",
+    )
+    add(
+        "/workflows/{workflow_id}",
+        get_workflow,
+        methods=["GET"],
+        tags=_TAGS,
+        response_model=WorkflowPublic,
+        summary="Get a workflow's status and result",
+    )
+    add(
+        "/workflows/{workflow_id}/resume",
+        resume_workflow,
+        methods=["POST"],
+        tags=_TAGS,
+        response_model=WorkflowPublic,
+        summary="Answer a waiting workflow: approve, edit or reject",
+        responses={202: {"description": "Approved or edited: the run continues", "model": WorkflowPublic}},
+        status_code=status.HTTP_202_ACCEPTED,
+    )
+    add(
+        "/workflows/{workflow_id}/cancel",
+        cancel_workflow,
+        methods=["POST"],
+        tags=_TAGS,
+        response_model=WorkflowPublic,
+        summary="Cancel a queued, running or waiting workflow",
+        responses={202: {"description": "Running: it stops at its next node boundary", "model": WorkflowPublic}},
+    )
+    add(
+        "/workflows/{workflow_id}/events",
+        stream_workflow,
+        methods=["GET"],
+        tags=_TAGS,
+        summary="Stream a workflow's progress as server-sent events",
+        response_class=EventSourceResponse,
+        responses={
+            200: {
+                "content": {"text/event-stream": {}},
+                "description": "`update` and `token` events, then one `end` event; `id` is the event's number",
+            }
+        },
+    )
+    add(
+        "/workflows/{workflow_id}/timeline",
+        workflow_timeline,
+        methods=["GET"],
+        tags=_TAGS,
+        response_model=WorkflowTimelinePublic,
+        summary="Where a run spent its time: its nodes and upstream calls",
     )
