@@ -6,8 +6,7 @@
 import json
 import weakref
 from collections.abc import Callable
-from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import FastAPI, Header, Query, Request, Response, status
 from fastapi.routing import APIRoute, iter_route_contexts
@@ -70,6 +69,21 @@ IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", min_length=1, max_length=255, description="Retry-safe submission key."),
 ]
+
+
+_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
+#: The routes ``include`` adds, in order: (path, endpoint, ``add_api_route`` options).
+_ROUTES: list[tuple[str, Callable[..., Any], dict[str, Any]]] = []
+
+
+def _route(path: str, **options: Any) -> Callable[[_Endpoint], _Endpoint]:
+    """Declare a workflow route (``APIRouter.api_route``'s arguments), added by ``include``."""
+
+    def declare(endpoint: _Endpoint) -> _Endpoint:
+        _ROUTES.append((f"/workflows{path}", endpoint, {"tags": ["workflows"], **options}))
+        return endpoint
+
+    return declare
 
 
 async def _accept(
@@ -215,6 +229,19 @@ def _only_fast_dependencies(app: Any, route: APIRoute) -> bool:
     return False
 
 
+for _spec in WORKFLOWS.values():  # first: a submit is the request a server answers most
+    _route(
+        f"/{_spec.name}",
+        methods=["POST"],
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=WorkflowPublic,
+        summary=f"Submit a {_spec.name} workflow",
+        responses={200: {"description": "Finished within the requested wait", "model": WorkflowPublic}},
+        route_class_override=SubmitRoute,
+    )(_submit_endpoint(_spec))
+
+
+@_route("", methods=["GET"], response_model=WorkflowsPublic, summary="List workflows, newest first")
 async def list_workflows(
     runs: RunServiceDep,
     caller: CallerDep,
@@ -232,6 +259,7 @@ async def list_workflows(
     return WorkflowsPublic(items=[WorkflowPublic.from_record(r) for r in page.items], next_cursor=page.next_cursor)
 
 
+@_route("/{workflow_id}", methods=["GET"], response_model=WorkflowPublic, summary="Get a workflow's status and result")
 async def get_workflow(
     workflow_id: WorkflowIdPath, request: Request, caller: CallerDep, wait: WaitQuery = None
 ) -> WorkflowPublic:
@@ -247,6 +275,14 @@ async def get_workflow(
     return WorkflowPublic.from_record(record, waiting_ttl=settings.waiting_ttl)
 
 
+@_route(
+    "/{workflow_id}/resume",
+    methods=["POST"],
+    response_model=WorkflowPublic,
+    summary="Answer a waiting workflow: approve, edit or reject",
+    responses={202: {"description": "Approved or edited: the run continues", "model": WorkflowPublic}},
+    status_code=status.HTTP_202_ACCEPTED,
+)
 @raises(Conflict, InvalidInput, ServiceUnavailable)  # not waiting; invalid edit; shutting down
 async def resume_workflow(
     workflow_id: WorkflowIdPath,
@@ -266,6 +302,13 @@ async def resume_workflow(
     return WorkflowPublic.from_record(updated)
 
 
+@_route(
+    "/{workflow_id}/cancel",
+    methods=["POST"],
+    response_model=WorkflowPublic,
+    summary="Cancel a queued, running or waiting workflow",
+    responses={202: {"description": "Running: it stops at its next node boundary", "model": WorkflowPublic}},
+)
 @raises(Conflict)  # the run already ended
 async def cancel_workflow(
     workflow_id: WorkflowIdPath, runs: RunServiceDep, caller: CallerDep, response: Response
@@ -275,6 +318,18 @@ async def cancel_workflow(
     return WorkflowPublic.from_record(updated)
 
 
+@_route(
+    "/{workflow_id}/events",
+    methods=["GET"],
+    summary="Stream a workflow's progress as server-sent events",
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "`update` and `token` events, then one `end` event; `id` is the event's number",
+        }
+    },
+)
 async def stream_workflow(
     record: ValidWorkflowDep,
     runs: RunServiceDep,
@@ -292,6 +347,12 @@ async def stream_workflow(
     return workflow_events_response(runs, record.id, owner=caller.scope_owner, after=after)
 
 
+@_route(
+    "/{workflow_id}/timeline",
+    methods=["GET"],
+    response_model=WorkflowTimelinePublic,
+    summary="Where a run spent its time: its nodes and upstream calls",
+)
 async def workflow_timeline(record: ValidWorkflowDep, runs: RunServiceDep) -> WorkflowTimelinePublic:
     """Every node and upstream call of the run, in the order they finished, each with when it
     started, how long it took, how it ended and the tokens it spent. Kept with the run (it
@@ -305,10 +366,6 @@ async def workflow_timeline(record: ValidWorkflowDep, runs: RunServiceDep) -> Wo
     )
 
 
-_SUBMITS = [(spec, _submit_endpoint(spec)) for spec in WORKFLOWS.values()]  # one endpoint per type, for every app
-_TAGS: list[str | Enum] = ["workflows"]
-
-
 def include(app: FastAPI) -> None:
     """Add the workflow routes to ``app``'s own router, after whatever routes it has.
 
@@ -317,73 +374,5 @@ def include(app: FastAPI) -> None:
     matched again to be handled, its route table's version recomputed each time): ~100 of the
     ~780 Python calls of a submit (cProfile), on the app's hottest routes.
     """
-    add = app.router.add_api_route
-    for spec, submit in _SUBMITS:
-        add(
-            f"/workflows/{spec.name}",
-            submit,
-            methods=["POST"],
-            tags=_TAGS,
-            status_code=status.HTTP_202_ACCEPTED,
-            response_model=WorkflowPublic,
-            summary=f"Submit a {spec.name} workflow",
-            responses={200: {"description": "Finished within the requested wait", "model": WorkflowPublic}},
-            route_class_override=SubmitRoute,
-        )
-    add(
-        "/workflows",
-        list_workflows,
-        methods=["GET"],
-        tags=_TAGS,
-        response_model=WorkflowsPublic,
-        summary="List workflows, newest first",
-    )
-    add(
-        "/workflows/{workflow_id}",
-        get_workflow,
-        methods=["GET"],
-        tags=_TAGS,
-        response_model=WorkflowPublic,
-        summary="Get a workflow's status and result",
-    )
-    add(
-        "/workflows/{workflow_id}/resume",
-        resume_workflow,
-        methods=["POST"],
-        tags=_TAGS,
-        response_model=WorkflowPublic,
-        summary="Answer a waiting workflow: approve, edit or reject",
-        responses={202: {"description": "Approved or edited: the run continues", "model": WorkflowPublic}},
-        status_code=status.HTTP_202_ACCEPTED,
-    )
-    add(
-        "/workflows/{workflow_id}/cancel",
-        cancel_workflow,
-        methods=["POST"],
-        tags=_TAGS,
-        response_model=WorkflowPublic,
-        summary="Cancel a queued, running or waiting workflow",
-        responses={202: {"description": "Running: it stops at its next node boundary", "model": WorkflowPublic}},
-    )
-    add(
-        "/workflows/{workflow_id}/events",
-        stream_workflow,
-        methods=["GET"],
-        tags=_TAGS,
-        summary="Stream a workflow's progress as server-sent events",
-        response_class=EventSourceResponse,
-        responses={
-            200: {
-                "content": {"text/event-stream": {}},
-                "description": "`update` and `token` events, then one `end` event; `id` is the event's number",
-            }
-        },
-    )
-    add(
-        "/workflows/{workflow_id}/timeline",
-        workflow_timeline,
-        methods=["GET"],
-        tags=_TAGS,
-        response_model=WorkflowTimelinePublic,
-        summary="Where a run spent its time: its nodes and upstream calls",
-    )
+    for path, endpoint, options in _ROUTES:
+        app.router.add_api_route(path, endpoint, **options)
