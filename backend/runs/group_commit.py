@@ -8,9 +8,8 @@ with one of ``retry_alone_on`` is committed again write by write, so only a bad 
 reused Idempotency-Key must not refuse the submits it was batched with); any other error fails
 the whole batch.
 
-Used by the store's inserts and the PostgreSQL checkpointer. (The SQLite checkpointer batches
-the same way but runs each batch inline on the loop and answers each write's own result:
-``backend.runs.sqlite_checkpoints``.)
+Used by the store's inserts and both checkpointers (the SQLite one commits each batch inline on
+the loop: ``backend.runs.sqlite_checkpoints``).
 
 Written by hand because it is a list, one task and a future per write: no asyncio library
 offers it.
@@ -54,6 +53,7 @@ class GroupCommit(Generic[W]):
         await done
 
     async def _run(self) -> None:
+        await asyncio.sleep(0)  # one more turn of the loop: the writes made in it join the first batch
         while self._pending:
             batch, self._pending = self._pending, []
             try:

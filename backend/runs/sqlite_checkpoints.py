@@ -16,7 +16,8 @@ write never fails the others of its batch.
 The batch runs on the event loop itself, like the store's SQLite calls
 (``backend.runs.store.inline_sqlite``, whose docstring says why that is safe): with WAL and
 ``synchronous=NORMAL`` a commit costs microseconds, while handing each batch to a thread cost
-more CPU than the writes. Reads (``aget_tuple``, ``alist``) run inline too.
+more CPU than the writes. Reads (``aget_tuple``, ``alist``) run inline too. The batching is the
+store's (``backend.runs.group_commit``); this class only says how a batch is committed.
 
 Written here because langgraph-checkpoint-sqlite offers only the per-write async saver; this
 wrapper adds batching and leaves everything the library does to the library.
@@ -24,12 +25,11 @@ wrapper adds batching and leaves everything the library does to the library.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -41,6 +41,8 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from backend.runs.group_commit import GroupCommit
+
 __all__ = ["GroupCommitSqliteSaver", "open_sqlite_saver"]
 
 T = TypeVar("T")
@@ -51,9 +53,13 @@ class GroupCommitSqliteSaver(SqliteSaver):
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         super().__init__(conn)
-        self._pending: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
-        self._writing: asyncio.Task[None] | None = None
+        self._batches: GroupCommit[_Write[Any]] = GroupCommit(self._commit, name="checkpoint-batches")
         self._in_batch = False
+
+    @property
+    def batches(self) -> int:
+        """Batches committed whole (a test and the curious can see that writes shared them)."""
+        return self._batches.batches
 
     @contextlib.contextmanager
     def cursor(self, transaction: bool = True) -> Iterator[sqlite3.Cursor]:
@@ -70,46 +76,24 @@ class GroupCommitSqliteSaver(SqliteSaver):
 
     # --- batches -------------------------------------------------------------------------------
 
-    def _run_batch(self, calls: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
-        """Run ``calls`` in one transaction; on any failure, run each alone instead."""
+    async def _commit(self, writes: Sequence[_Write[Any]]) -> None:
+        """Run ``writes`` in one transaction, on the loop and without yielding (see the module docstring)."""
         self._in_batch = True
         try:
-            results = [(True, call()) for call in calls]
+            for write in writes:
+                write.run()
             self.conn.commit()
-            return results
-        except Exception:
+        except BaseException:
             self.conn.rollback()
+            raise
         finally:
             self._in_batch = False
-        outcomes: list[tuple[bool, Any]] = []
-        for call in calls:
-            try:
-                outcomes.append((True, call()))  # commits on its own (outside a batch)
-            except Exception as error:
-                outcomes.append((False, error))
-        return outcomes
 
     async def _write(self, call: Callable[[], T]) -> T:
-        """Queue a write for the next batch and wait until its batch is committed."""
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append((call, future))
-        if self._writing is None or self._writing.done():
-            self._writing = asyncio.create_task(self._write_batch(), name="checkpoint-batch")
-        return await future
-
-    async def _write_batch(self) -> None:
-        """Commit every write queued during this turn of the loop, then answer each caller."""
-        await asyncio.sleep(0)  # let the writes of this turn of the loop join the batch
-        # The batch runs without yielding, so nothing can be queued between taking it and ending.
-        batch, self._pending, self._writing = self._pending, [], None
-        outcomes = self._run_batch([call for call, _ in batch])
-        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
-            if future.done():
-                continue
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+        """Queue a write for the next batch and wait until its batch is committed; its result."""
+        write = _Write(call)
+        await self._batches(write)
+        return write.result
 
     # --- the async interface LangGraph calls ----------------------------------------------------
 
@@ -151,9 +135,21 @@ class GroupCommitSqliteSaver(SqliteSaver):
 
     async def aclose(self) -> None:
         """Finish the writes in flight, then close the connection."""
-        while self._writing is not None and not self._writing.done():
-            await asyncio.shield(self._writing)
+        await self._batches.aclose()
         self.conn.close()
+
+
+class _Write(Generic[T]):
+    """One of LangGraph's writes, queued for a batch; ``result`` is what its last run returned
+    (a write whose batch failed runs again alone)."""
+
+    __slots__ = ("call", "result")
+
+    def __init__(self, call: Callable[[], T]) -> None:
+        self.call = call
+
+    def run(self) -> None:
+        self.result = self.call()
 
 
 @contextlib.asynccontextmanager
