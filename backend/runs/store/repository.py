@@ -66,7 +66,7 @@ from backend.runs.store.fastpath import (
 from backend.runs.store.outbox import delivery_values, enqueue, new_delivery_id
 from backend.runs.store.progress import ProgressBatch
 from backend.runs.store.sqlite_writes import SqliteWrites
-from backend.runs.store.tables import result_cache, run_events, workflows
+from backend.runs.store.tables import LIVE, NOT_TERMINAL, result_cache, run_events, workflows
 from backend.runs.store.threads import settle_thread
 
 if TYPE_CHECKING:
@@ -118,9 +118,7 @@ _RECORD_COLUMNS = [
 ]  # fmt: skip
 _RECORD_NAMES = [column.name for column in _RECORD_COLUMNS]
 _SELECT_RECORD = select_record(_RECORD_NAMES)
-_LIVE = workflows.c.status.in_([WorkflowStatus.QUEUED.value, WorkflowStatus.RUNNING.value])
 _TERMINAL_VALUES = [status.value for status in TERMINAL_STATUSES]
-_NOT_TERMINAL = workflows.c.status.not_in(_TERMINAL_VALUES)
 
 
 def utcnow() -> datetime:
@@ -489,7 +487,7 @@ class WorkflowStore:
 
         Waiting runs do not count: they hold no executor slot, and ``AGENTFLOW_WAITING_TTL`` ends
         the forgotten ones."""
-        query = select(func.count()).select_from(workflows).where(workflows.c.owner == owner, _LIVE)
+        query = select(func.count()).select_from(workflows).where(workflows.c.owner == owner, LIVE)
         async with self.engine.connect() as connection:
             return int((await connection.execute(query)).scalar_one())
 
@@ -632,11 +630,11 @@ class WorkflowStore:
         if lease_owner is not None:
             values["lease_owner"] = lease_owner
         if self._sqlite is not None:
-            return self._sqlite.start_run(workflow_id, values, _LIVE)
+            return self._sqlite.start_run(workflow_id, values)
         async with self.engine.begin() as connection:
             # Only a queued or running record starts: a waiting one needs its answer first.
             outcome = await connection.execute(
-                update(workflows).where(workflows.c.id == workflow_id, _LIVE).values(**values)
+                update(workflows).where(workflows.c.id == workflow_id, LIVE).values(**values)
             )
             if outcome.rowcount:
                 await self._notify(connection, [workflow_id], WorkflowStatus.RUNNING)
@@ -693,7 +691,7 @@ class WorkflowStore:
             finished = (
                 await connection.execute(
                     update(workflows)
-                    .where(workflows.c.id == workflow_id, _NOT_TERMINAL)
+                    .where(workflows.c.id == workflow_id, NOT_TERMINAL)
                     .values(**values)
                     .returning(workflows.c.webhook_url)
                 )
@@ -739,7 +737,6 @@ class WorkflowStore:
         finished, webhook_url = self._sqlite.finish(
             workflow_id,
             values,
-            _NOT_TERMINAL,
             events=events,
             cache=cache,
             delivery=lambda url: delivery_values(workflow_id=workflow_id, url=url, now=utcnow()),
@@ -831,7 +828,7 @@ class WorkflowStore:
                 update(workflows)
                 .where(
                     workflows.c.id == workflow_id,
-                    _NOT_TERMINAL,
+                    NOT_TERMINAL,
                     or_(
                         workflows.c.lease_owner.is_(None),
                         workflows.c.lease_owner == owner,
@@ -853,7 +850,7 @@ class WorkflowStore:
         query = (
             select(workflows.c.id, workflows.c.lease_owner, workflows.c.lease_expires_at)
             .where(
-                _LIVE,
+                LIVE,
                 or_(workflows.c.lease_owner.is_(None), workflows.c.lease_owner != exclude_owner),
             )
             .order_by(workflows.c.created_at)
@@ -868,13 +865,11 @@ class WorkflowStore:
         expires = utcnow() + timedelta(seconds=lease_seconds)
         async with self.engine.begin() as connection:
             await connection.execute(
-                update(workflows)
-                .where(workflows.c.lease_owner == owner, _NOT_TERMINAL)
-                .values(lease_expires_at=expires)
+                update(workflows).where(workflows.c.lease_owner == owner, NOT_TERMINAL).values(lease_expires_at=expires)
             )
             cancelled = await connection.execute(
                 select(workflows.c.id).where(
-                    workflows.c.lease_owner == owner, _NOT_TERMINAL, workflows.c.cancel_requested.is_(True)
+                    workflows.c.lease_owner == owner, NOT_TERMINAL, workflows.c.cancel_requested.is_(True)
                 )
             )
             return {row[0] for row in cancelled.all()}
@@ -884,13 +879,13 @@ class WorkflowStore:
         async with self.engine.begin() as connection:
             await connection.execute(
                 update(workflows)
-                .where(workflows.c.lease_owner == owner, _NOT_TERMINAL)
+                .where(workflows.c.lease_owner == owner, NOT_TERMINAL)
                 .values(lease_owner=None, lease_expires_at=None)
             )
 
     async def unfinished_since(self, *, before: datetime) -> list[WorkflowRecord]:
         """Queued or running records created before ``before``, oldest first (queue reconciliation)."""
-        query = select(*_RECORD_COLUMNS).where(_LIVE, workflows.c.created_at < before)
+        query = select(*_RECORD_COLUMNS).where(LIVE, workflows.c.created_at < before)
         async with self.engine.connect() as connection:
             rows = (await connection.execute(query.order_by(workflows.c.created_at))).mappings().all()
         return [_to_record(row) for row in rows]
@@ -1082,7 +1077,7 @@ class WorkflowStore:
 
     async def flight_leader(self, *, key: str) -> WorkflowRecord | None:
         """The run in flight for ``key`` (queued or running), if any."""
-        return await self._one(and_(workflows.c.flight_key == key, _LIVE))
+        return await self._one(and_(workflows.c.flight_key == key, LIVE))
 
     async def take_flight(self, *, workflow_id: str, key: str) -> bool:
         """Make a follower the run in flight for ``key`` (its leader was cancelled); False if
@@ -1091,7 +1086,7 @@ class WorkflowStore:
             async with self.engine.begin() as connection:
                 outcome = await connection.execute(
                     update(workflows)
-                    .where(workflows.c.id == workflow_id, _LIVE)
+                    .where(workflows.c.id == workflow_id, LIVE)
                     .values(flight_key=key, cached_from=None, cache_outcome=CacheOutcome.MISS.value)
                 )
                 if outcome.rowcount:
@@ -1113,7 +1108,7 @@ class WorkflowStore:
     async def live_counts(self) -> dict[str, int]:
         """How many records are queued, running and waiting right now, across every process."""
         wanted = (WorkflowStatus.QUEUED, WorkflowStatus.RUNNING, WorkflowStatus.WAITING)
-        query = select(workflows.c.status, func.count()).where(_NOT_TERMINAL).group_by(workflows.c.status)
+        query = select(workflows.c.status, func.count()).where(NOT_TERMINAL).group_by(workflows.c.status)
         async with self.engine.connect() as connection:
             counts = {status: int(n) for status, n in (await connection.execute(query)).all()}
         return {status.value: counts.get(status.value, 0) for status in wanted}

@@ -35,7 +35,7 @@ from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.elements import BindParameter
 
 from backend.runs.store.database import SQLITE_BUSY_TIMEOUT
-from backend.runs.store.tables import result_cache, run_events, webhook_deliveries, workflows
+from backend.runs.store.tables import LIVE, NOT_TERMINAL, result_cache, run_events, webhook_deliveries, workflows
 
 __all__ = ["Prepared", "SqliteWrites"]
 
@@ -100,9 +100,9 @@ class SqliteWrites:
             self._insert(connection, workflows, rows)
             self._insert(connection, webhook_deliveries, deliveries)
 
-    def start_run(self, workflow_id: str, values: dict[str, Any], live: ColumnElement[bool]) -> bool:
-        """Set ``values`` on the record if ``live`` holds for it; whether it did."""
-        statement = self._update(("start", *values), values, live)
+    def start_run(self, workflow_id: str, values: dict[str, Any]) -> bool:
+        """Set ``values`` on the record if it is still in flight (``LIVE``); whether it did."""
+        statement = self._update(("start", *values), values, LIVE)
         with self._transaction() as connection:
             return connection.execute(statement.sql, statement.parameters({**values, "_id": workflow_id})).rowcount > 0
 
@@ -110,16 +110,15 @@ class SqliteWrites:
         self,
         workflow_id: str,
         values: dict[str, Any],
-        not_terminal: ColumnElement[bool],
         *,
         events: Sequence[dict[str, Any]],
         cache: dict[str, Any] | None,
         delivery: Callable[[str], dict[str, Any]],
     ) -> tuple[bool, str | None]:
-        """End a record that ``not_terminal`` holds for, in one transaction with its ``events``,
+        """End a record that has not ended (``NOT_TERMINAL``), in one transaction with its ``events``,
         its ``cache`` entry (result_cache values; older expired entries swept) and, when it has a
         webhook, the ``delivery(url)`` row. Whether it ended, and its webhook URL."""
-        statement = self._update(("finish", *values), values, not_terminal, returning=True)
+        statement = self._update(("finish", *values), values, NOT_TERMINAL, returning=True)
         with self._transaction() as connection:
             rows = connection.execute(statement.sql, statement.parameters({**values, "_id": workflow_id})).fetchall()
             if not rows:

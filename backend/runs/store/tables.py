@@ -22,9 +22,13 @@ from sqlalchemy import (
     text,
 )
 
+from backend.runs.records import TERMINAL_STATUSES, WorkflowStatus
+
 __all__ = [
     "FLIGHT_INDEX",
+    "LIVE",
     "LIVE_STATUS_SQL",
+    "NOT_TERMINAL",
     "add_flight_index",
     "api_keys",
     "metadata",
@@ -92,6 +96,12 @@ workflows = Table(
     Index("ix_workflows_finished", "finished_at"),  # the event-retention sweep
     Index("ix_workflows_status_waiting", "status", "waiting_since"),
 )
+
+
+#: A record still in flight (queued or running): what may start, and what holds a flight key.
+LIVE = workflows.c.status.in_([WorkflowStatus.QUEUED.value, WorkflowStatus.RUNNING.value])
+#: A record that has not ended: what may still finish, be leased or be cancelled.
+NOT_TERMINAL = workflows.c.status.not_in([status.value for status in TERMINAL_STATUSES])
 
 
 def add_flight_index() -> None:

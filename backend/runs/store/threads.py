@@ -19,11 +19,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backend.runs.records import WorkflowStatus
-from backend.runs.store.tables import threads, workflows
+from backend.runs.store.tables import LIVE, threads, workflows
 
 __all__ = ["THREAD_STATUS_AFTER", "ThreadExists", "ThreadRecord", "ThreadStore", "settle_thread"]
 
-_LIVE_RUN = workflows.c.status.in_([WorkflowStatus.QUEUED.value, WorkflowStatus.RUNNING.value])
 
 #: The thread's status once its last live run ends, by how that run ended (LangGraph's thread
 #: statuses: idle, busy, interrupted, error). A cancelled run leaves the thread ready for the next.
@@ -75,7 +74,7 @@ def _to_thread(row: RowMapping) -> ThreadRecord:
 
 
 def _live_run_on(thread_id: str, *, other_than: str | None = None) -> Any:
-    condition = and_(workflows.c.thread_id == thread_id, _LIVE_RUN)
+    condition = and_(workflows.c.thread_id == thread_id, LIVE)
     if other_than is not None:
         condition = and_(condition, workflows.c.id != other_than)
     return exists().where(condition)
@@ -244,7 +243,7 @@ class ThreadStore:
             select(workflows.c.id)
             .where(
                 workflows.c.thread_id == thread_id,
-                _LIVE_RUN,
+                LIVE,
                 # Same instant: the id breaks the tie the same way in every process.
                 or_(
                     workflows.c.created_at < created_at,
