@@ -290,13 +290,13 @@ class ChatProvider:
         cost = self.prices.cost(model, input_tokens, output_tokens, cached_tokens)
         instruments = metrics()
         label = model_label(model, self.prices.family(model))
-        instruments.llm_tokens.labels(label, "input").inc(input_tokens)
-        instruments.llm_tokens.labels(label, "cached_input").inc(cached_tokens)
-        instruments.llm_tokens.labels(label, "output").inc(output_tokens)
+        instruments.child(instruments.llm_tokens, label, "input").inc(input_tokens)
+        instruments.child(instruments.llm_tokens, label, "cached_input").inc(cached_tokens)
+        instruments.child(instruments.llm_tokens, label, "output").inc(output_tokens)
         if cost is None:
-            instruments.llm_unpriced_calls.labels(label).inc()
+            instruments.child(instruments.llm_unpriced_calls, label).inc()
         else:
-            instruments.llm_cost.labels(label).inc(cost)
+            instruments.child(instruments.llm_cost, label).inc(cost)
         return Usage(
             input_tokens=input_tokens,
             cached_input_tokens=cached_tokens,

@@ -91,8 +91,8 @@ async def call_with_retries(
 
 def _attempt_finished(provider: str, outcome: str, started: float) -> None:
     instruments = metrics()
-    instruments.upstream_requests.labels(provider, outcome).inc()
-    instruments.upstream_duration.labels(provider).observe(time.monotonic() - started)
+    instruments.child(instruments.upstream_requests, provider, outcome).inc()
+    instruments.child(instruments.upstream_duration, provider).observe(time.monotonic() - started)
 
 
 async def _attempts(
@@ -142,7 +142,8 @@ async def _attempts(
         wait = min(error.retry_after if error.retry_after is not None else policy.backoff(attempt), policy.max_delay)
         if attempt >= policy.max_attempts or spent + wait >= policy.deadline:
             raise error
-        metrics().upstream_retries.labels(gate.name, error.code).inc()
+        instruments = metrics()
+        instruments.child(instruments.upstream_retries, gate.name, error.code).inc()
         observed.retry(reason=error.code, status=error.http_status, attempt=attempt, wait_s=round(wait, 3))
         logger.warning(
             "retrying %s after %s",

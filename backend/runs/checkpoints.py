@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,9 +13,22 @@ from sqlalchemy.engine import make_url
 if TYPE_CHECKING:  # LangGraph loads with the workflow stack, after start-up (backend.runs.stack)
     from langgraph.checkpoint.base import BaseCheckpointSaver
 
-__all__ = ["checkpoint_location", "open_checkpointer"]
+__all__ = ["NEW_THREAD", "checkpoint_location", "is_new_thread", "open_checkpointer"]
 
 _SETUP_LOCK = 0x6167_636B  # "agck": serialises the checkpointer's schema set-up across processes
+
+#: Set in a run's ``configurable`` by the runner when the run never started: its checkpoint
+#: thread (the workflow id) cannot hold a checkpoint yet, so our savers answer LangGraph's opening
+#: read of the latest checkpoint with None instead of a query (on PostgreSQL a round trip and a
+#: join per run). The ``__`` prefix keeps it out of run metadata, checkpoint metadata and traces:
+#: LangGraph and langchain skip such keys.
+NEW_THREAD = "__agentflow_new_thread"
+
+
+def is_new_thread(config: Mapping[str, Any]) -> bool:
+    """Whether ``config`` asks for the latest checkpoint of a thread the runner knows is new."""
+    configurable = config.get("configurable") or {}
+    return bool(configurable.get(NEW_THREAD)) and not configurable.get("checkpoint_id")
 
 
 def checkpoint_location(database_url: str) -> str:

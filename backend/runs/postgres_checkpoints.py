@@ -16,7 +16,8 @@ meaning: a node's checkpoint is durable before the next node starts. A batch tha
 retried one write at a time, so one bad write never fails the others.
 
 Reads (``aget_tuple``, ``alist``) take a pooled connection each, without the library's lock (it
-guards a single shared connection; a pool needs none).
+guards a single shared connection; a pool needs none); the opening read of a run that never
+started is answered without one (``backend.runs.checkpoints.NEW_THREAD``).
 
 Written here because langgraph-checkpoint-postgres offers only the per-write saver; the SQLite
 counterpart is ``backend.runs.sqlite_checkpoints``.
@@ -29,7 +30,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
+from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata, CheckpointTuple
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
@@ -37,6 +38,7 @@ from psycopg import AsyncCursor
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from backend.runs.checkpoints import is_new_thread
 from backend.runs.group_commit import GroupCommit
 
 __all__ = ["GroupCommitPostgresSaver"]
@@ -115,6 +117,9 @@ class GroupCommitPostgresSaver(AsyncPostgresSaver):
     async def adelete_thread(self, thread_id: str) -> None:
         statements, _ = self._recorder.record(self._recorder.delete_thread, thread_id)
         await self._write(statements)
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return None if is_new_thread(config) else await super().aget_tuple(config)
 
     @contextlib.asynccontextmanager
     async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[DictRow]]:

@@ -48,6 +48,7 @@ from agents.errors import AgentflowError, BudgetExceeded, WorkflowTimeout
 from agents.metrics import metrics
 from agents.providers import Providers
 from agents.providers.usage import Usage
+from backend.runs.checkpoints import NEW_THREAD
 from backend.runs.events import EventLog, jsonable, record_fields
 from backend.runs.records import CacheOutcome, WorkflowRecord, WorkflowStatus
 from backend.runs.signals import ChangeHub, status_key
@@ -202,8 +203,11 @@ class RunRunner:
         request = spec.request_model.model_validate(record.input)
         config: RunnableConfig = {"configurable": {"thread_id": record.id}}
         graph = self._graph(spec)
-        # A run that never started has no checkpoint: skip the lookup on the common path.
+        # A run that never started has no checkpoint: skip the lookup on the common path, ours
+        # and LangGraph's (the saver answers its opening read without a query).
         has_checkpoint = resumed and await self.checkpointer.aget_tuple(config) is not None
+        if not resumed:
+            config["configurable"][NEW_THREAD] = True
         graph_input: Any = None if has_checkpoint else spec.initial_state(request)
         # Answered while waiting: hand the answer to the interrupt, unless the checkpoint is
         # already past it (a crash after the answer was consumed).
@@ -560,8 +564,8 @@ def _maybe_resumed(record: WorkflowRecord) -> bool:
 def _count_finished(record: WorkflowRecord) -> None:
     instruments = metrics()
     coalesced = record.cache_outcome is CacheOutcome.COALESCED
-    instruments.workflows_finished.labels(
-        record.workflow_type, record.status.value, "coalesced" if coalesced else "run"
-    ).inc()
+    source = "coalesced" if coalesced else "run"
+    instruments.child(instruments.workflows_finished, record.workflow_type, record.status.value, source).inc()
     if not coalesced and record.execution_time is not None:
-        instruments.workflow_duration.labels(record.workflow_type, record.status.value).observe(record.execution_time)
+        duration = instruments.child(instruments.workflow_duration, record.workflow_type, record.status.value)
+        duration.observe(record.execution_time)

@@ -296,16 +296,17 @@ class RunService:
             return Submission(self._same_request(conflict.existing, digest), created=False)
         self.store.remember_finished(record)
         self._count_submit(record)
-        metrics().workflows_finished.labels(spec.name, WorkflowStatus.COMPLETED.value, "cache").inc()
+        instruments = metrics()
+        instruments.child(instruments.workflows_finished, spec.name, WorkflowStatus.COMPLETED.value, "cache").inc()
         telemetry.annotate({"agentflow.cache": "hit", "agentflow.cached_from": source.id})
         return Submission(record, created=True)
 
     @staticmethod
     def _count_submit(record: WorkflowRecord) -> None:
         instruments = metrics()
-        instruments.workflows_submitted.labels(record.workflow_type).inc()
+        instruments.child(instruments.workflows_submitted, record.workflow_type).inc()
         if record.cache_outcome is not None:
-            instruments.cache_requests.labels(record.workflow_type, record.cache_outcome.value).inc()
+            instruments.child(instruments.cache_requests, record.workflow_type, record.cache_outcome.value).inc()
         telemetry.annotate({"agentflow.workflow_id": record.id, "agentflow.workflow_type": record.workflow_type})
 
     @staticmethod

@@ -16,7 +16,8 @@ write never fails the others of its batch.
 The batch runs on the event loop itself, like the store's SQLite calls
 (``backend.runs.store.inline_sqlite``, whose docstring says why that is safe): with WAL and
 ``synchronous=NORMAL`` a commit costs microseconds, while handing each batch to a thread cost
-more CPU than the writes. Reads (``aget_tuple``, ``alist``) run inline too. The batching is the
+more CPU than the writes. Reads (``aget_tuple``, ``alist``) run inline too, and the opening read
+of a run that never started is not made (``backend.runs.checkpoints.NEW_THREAD``). The batching is the
 store's (``backend.runs.group_commit``); this class only says how a batch is committed.
 
 Written here because langgraph-checkpoint-sqlite offers only the per-write async saver; this
@@ -41,6 +42,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from backend.runs.checkpoints import is_new_thread
 from backend.runs.group_commit import GroupCommit
 
 __all__ = ["GroupCommitSqliteSaver", "open_sqlite_saver"]
@@ -115,7 +117,7 @@ class GroupCommitSqliteSaver(SqliteSaver):
         await self._write(functools.partial(self.delete_thread, thread_id))
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return self.get_tuple(config)
+        return None if is_new_thread(config) else self.get_tuple(config)
 
     async def alist(
         self,

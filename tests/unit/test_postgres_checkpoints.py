@@ -8,9 +8,10 @@ from typing import Any
 import psycopg
 import pytest
 from langgraph.checkpoint.base import empty_checkpoint
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.types import Command
 
-from backend.runs.checkpoints import open_checkpointer
+from backend.runs.checkpoints import NEW_THREAD, open_checkpointer
 from backend.runs.postgres_checkpoints import GroupCommitPostgresSaver
 from tests.helpers import interrupt_graph
 
@@ -41,6 +42,30 @@ async def test_a_graph_checkpoints_interrupts_and_resumes_through_it(postgres_ur
         assert await saver.aget_tuple(config) is None
         for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes"):
             assert _count(postgres_url, table, "run-1") == 0
+
+
+async def test_a_new_thread_starts_without_a_read_and_is_checkpointed_as_usual(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[Any] = []
+    read = AsyncPostgresSaver.aget_tuple
+
+    async def counted(self: AsyncPostgresSaver, config: Any) -> Any:
+        reads.append(config)
+        return await read(self, config)
+
+    monkeypatch.setattr(AsyncPostgresSaver, "aget_tuple", counted)
+    async with open_checkpointer(postgres_url) as saver:
+        graph = interrupt_graph(saver)
+        new: Any = {"configurable": {"thread_id": "new-thread", NEW_THREAD: True}}
+        await graph.ainvoke({"steps": []}, new, durability="sync")
+        assert reads == []  # LangGraph's opening read was answered without a query
+        await graph.ainvoke({"steps": []}, {"configurable": {"thread_id": "other-thread"}}, durability="sync")
+        assert reads  # without the hint, it reads
+        state = await graph.aget_state({"configurable": {"thread_id": "new-thread"}})
+        assert state.values == {"steps": ["first"]} and state.interrupts
+        for thread in ("new-thread", "other-thread"):
+            await saver.adelete_thread(thread)
 
 
 async def test_concurrent_writes_share_commits_and_each_is_durable_when_it_returns(postgres_url: str) -> None:

@@ -11,6 +11,7 @@ import pytest
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.types import Command
 
+from backend.runs.checkpoints import NEW_THREAD
 from backend.runs.sqlite_checkpoints import open_sqlite_saver
 from tests.helpers import interrupt_graph
 
@@ -31,6 +32,24 @@ async def test_a_graph_checkpoints_interrupts_and_resumes_through_it(tmp_path: P
         assert len(history) >= 3
         await saver.adelete_thread("run-1")
         assert await saver.aget_tuple(config) is None
+
+
+async def test_a_new_thread_starts_without_a_read_and_is_checkpointed_as_usual(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with open_sqlite_saver(str(tmp_path / "checkpoints.db")) as saver:
+        reads: list[Any] = []
+        read = saver.get_tuple
+        monkeypatch.setattr(saver, "get_tuple", lambda config: reads.append(config) or read(config))
+        graph = interrupt_graph(saver)
+        await graph.ainvoke({"steps": []}, {"configurable": {"thread_id": "new", NEW_THREAD: True}}, durability="sync")
+        assert reads == []  # LangGraph's opening read was answered without a query
+        await graph.ainvoke({"steps": []}, {"configurable": {"thread_id": "other"}}, durability="sync")
+        assert reads  # without the hint, it reads
+        state = await graph.aget_state({"configurable": {"thread_id": "new"}})
+        assert state.values == {"steps": ["first"]} and state.interrupts
+        metadata = [item.metadata async for item in saver.alist({"configurable": {"thread_id": "new"}})]
+        assert metadata and all(NEW_THREAD not in entry for entry in metadata)  # the hint is not stored
 
 
 async def test_concurrent_writes_share_commits_and_each_is_durable_when_it_returns(tmp_path: Path) -> None:

@@ -71,22 +71,12 @@ def _documented_template(app: Any, path: str, method: str) -> str:
 
 #: (instruments, {(route, method, status): (request counter, duration histogram)}): prometheus_client's
 #: ``labels()`` takes a lock and builds a key per call; the few label sets are looked up once.
-_children: tuple[Any, dict[tuple[str, str, int], tuple[Any, Any]]] = (None, {})
 
 
 def record_http_request(scope: Scope, status: int, seconds: float) -> None:
     """Count one answered request and observe its latency (called with the access log line)."""
-    global _children
     route = route_template(scope)
     method = scope["method"] if scope["method"] in _METHODS else "other"
     instruments = metrics()
-    if _children[0] is not instruments:
-        _children = (instruments, {})
-    children = _children[1].get((route, method, status))
-    if children is None:
-        children = _children[1][(route, method, status)] = (
-            instruments.http_requests.labels(route, method, str(status)),
-            instruments.http_duration.labels(route, method),
-        )
-    children[0].inc()
-    children[1].observe(seconds)
+    instruments.child(instruments.http_requests, route, method, str(status)).inc()
+    instruments.child(instruments.http_duration, route, method).observe(seconds)

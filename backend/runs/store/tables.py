@@ -88,13 +88,12 @@ workflows = Table(
     Column("resumed_at", DateTime(timezone=True)),
     Index("ix_workflows_created", "created_at", "id"),
     Index("ix_workflows_type_created", "workflow_type", "created_at", "id"),
-    Index("ix_workflows_status", "status"),
     Index("ux_workflows_owner_idempotency", "owner", "idempotency_key", unique=True),
     Index("ix_workflows_owner_created", "owner", "created_at", "id"),
     Index("ix_workflows_owner_status", "owner", "status"),
     Index("ix_workflows_thread_created", "thread_id", "created_at", "id"),
     Index("ix_workflows_finished", "finished_at"),  # the event-retention sweep
-    Index("ix_workflows_status_waiting", "status", "waiting_since"),
+    Index("ix_workflows_status_waiting", "status", "waiting_since"),  # also every lookup by status
 )
 
 
