@@ -179,7 +179,9 @@ class InterruptPoint:
 
 
 class _Node(Protocol):
-    def __call__(self, state: Any, runtime: Any) -> Awaitable[dict[str, Any]]: ...
+    """A graph node: returns its state update, or a LangGraph ``Command`` (update and next node)."""
+
+    def __call__(self, state: Any, runtime: Any) -> Awaitable[Any]: ...
 
 
 def instrumented(name: str) -> Callable[[_Node], _Node]:
@@ -187,7 +189,7 @@ def instrumented(name: str) -> Callable[[_Node], _Node]:
 
     def decorate(fn: _Node) -> _Node:
         @functools.wraps(fn)
-        async def run(state: Any, runtime: Any) -> dict[str, Any]:
+        async def run(state: Any, runtime: Any) -> Any:
             with context.bind(node=name):
                 started = time.perf_counter()
                 update = await fn(state, runtime)
