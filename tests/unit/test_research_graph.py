@@ -31,16 +31,25 @@ async def test_sources_are_deduplicated_and_numbered_in_a_stable_order() -> None
         {"source": "web", "query": "w3", "index": 4, "hits": [hit("web", "https://example.org/a")]},
     ]
 
-    update = await collect_sources({"search_results": results}, None)  # type: ignore[arg-type]
+    collected = await collect_sources({"search_results": results}, None)  # type: ignore[arg-type]
     again = await collect_sources({"search_results": list(reversed(results))}, None)  # type: ignore[arg-type]
 
-    sources = update["sources"]
+    sources = collected.update["sources"]
     assert [(s["id"], s["url"]) for s in sources] == [
         ("S1", "https://arxiv.org/abs/2401.01234"),
         ("S2", "https://arxiv.org/abs/2402.00001"),
         ("S3", "http://www.example.org/a/"),
     ]
-    assert again == update
+    assert collected.goto == "synthesize"
+    assert again == collected
+
+
+async def test_no_sources_skip_synthesis() -> None:
+    empty = [{"source": "web", "query": "w", "index": 0, "hits": []}]
+
+    collected = await collect_sources({"search_results": empty}, None)  # type: ignore[arg-type]
+
+    assert (collected.update, collected.goto) == ({"sources": []}, "finalize")
 
 
 async def test_fan_out_sends_one_task_per_query() -> None:

@@ -10,12 +10,12 @@ import logging
 import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
-from langgraph.types import Checkpointer, Send
+from langgraph.types import Checkpointer, Command, Send
 from pydantic import BaseModel
 
 from agents import citations
@@ -138,7 +138,9 @@ async def search_web(state: SearchTask, runtime: Runtime[ResearchContext]) -> di
 
 
 @instrumented("collect_sources")
-async def collect_sources(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict[str, Any]:
+async def collect_sources(
+    state: ResearchState, runtime: Runtime[ResearchContext]
+) -> Command[Literal["synthesize", "finalize"]]:
     # Tasks finish in any order; sorting first makes the S# ids the same on every run.
     results = sorted(
         state.get("search_results") or [], key=lambda found: (SOURCES.index(found["source"]), found["index"])
@@ -152,7 +154,7 @@ async def collect_sources(state: ResearchState, runtime: Runtime[ResearchContext
                 continue
             seen.add(key)
             sources.append({"id": f"S{len(sources) + 1}", **hit})
-    return {"sources": sources}
+    return Command(update={"sources": sources}, goto="synthesize" if sources else "finalize")
 
 
 @instrumented("synthesize")
@@ -165,7 +167,9 @@ async def synthesize(state: ResearchState, runtime: Runtime[ResearchContext]) ->
 
 
 @instrumented("verify_citations")
-async def verify_citations(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict[str, Any]:
+async def verify_citations(
+    state: ResearchState, runtime: Runtime[ResearchContext]
+) -> Command[Literal["critique", "finalize"]]:
     policy = runtime.context.unsupported_claims
     verified = citations.verify_citations(state["draft"], state["sources"], unsupported=policy)
     if verified.removed:
@@ -177,21 +181,28 @@ async def verify_citations(state: ResearchState, runtime: Runtime[ResearchContex
             "dropped" if policy == "drop" else "flagged",
             extra={"event": "unsupported_claims", "count": len(verified.unsupported)},
         )
-    return {
+    update = {
         "report": verified.text,
         "citations": verified.citations,
         "removed_citations": verified.removed,
         "unsupported_claims": verified.unsupported,
     }
+    # One critique at most: a revised report goes straight to finalize.
+    critiqued = runtime.context.reflect and "critique" not in state
+    return Command(update=update, goto="critique" if critiqued else "finalize")
 
 
 @instrumented("critique")
-async def critique(state: ResearchState, runtime: Runtime[ResearchContext]) -> dict[str, Any]:
+async def critique(state: ResearchState, runtime: Runtime[ResearchContext]) -> Command[Literal["revise", "finalize"]]:
     ctx = runtime.context
     outcome = await ctx.critic.execute(
         topic=state["topic"], draft=state["report"], version=1, model=ctx.models["critique"]
     )
-    return {"critique": outcome.verdict(), "usage": outcome.usage.as_dict()}
+    verdict = outcome.verdict()
+    return Command(
+        update={"critique": verdict, "usage": outcome.usage.as_dict()},
+        goto="finalize" if verdict.get("approved") else "revise",
+    )
 
 
 @instrumented("revise")
@@ -215,7 +226,8 @@ async def finalize(state: ResearchState, runtime: Runtime[ResearchContext]) -> d
 
 
 # --- routing ------------------------------------------------------------------------------------
-# Coroutines, though they only compare: LangGraph runs a plain function in a thread (see reflection).
+# collect_sources, verify_citations and critique name the next node themselves (see reflection);
+# the fan-out stays a router, a coroutine: LangGraph runs a plain function in a worker thread.
 
 
 async def fan_out(state: ResearchState) -> list[Send]:
@@ -224,18 +236,6 @@ async def fan_out(state: ResearchState) -> list[Send]:
         Send(f"search_{query['source']}", SearchTask(source=query["source"], query=query["query"], index=index))
         for index, query in enumerate(state["queries"])
     ]
-
-
-async def after_collect(state: ResearchState) -> str:
-    return "synthesize" if state.get("sources") else "finalize"
-
-
-async def after_verify(state: ResearchState, runtime: Runtime[ResearchContext]) -> str:
-    return "critique" if runtime.context.reflect and "critique" not in state else "finalize"
-
-
-async def after_critique(state: ResearchState) -> str:
-    return "finalize" if state["critique"].get("approved") else "revise"
 
 
 def build_graph(checkpointer: Checkpointer = None) -> CompiledStateGraph[Any, Any, Any, Any]:
@@ -255,10 +255,7 @@ def build_graph(checkpointer: Checkpointer = None) -> CompiledStateGraph[Any, An
     graph.add_conditional_edges("plan_queries", fan_out, ["search_arxiv", "search_web"])
     graph.add_edge("search_arxiv", "collect_sources")
     graph.add_edge("search_web", "collect_sources")
-    graph.add_conditional_edges("collect_sources", after_collect, ["synthesize", "finalize"])
     graph.add_edge("synthesize", "verify_citations")
-    graph.add_conditional_edges("verify_citations", after_verify, ["critique", "finalize"])
-    graph.add_conditional_edges("critique", after_critique, ["revise", "finalize"])
     graph.add_edge("revise", "verify_citations")
     graph.add_edge("finalize", END)
     return graph.compile(checkpointer=checkpointer)
