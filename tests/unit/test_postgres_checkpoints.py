@@ -12,7 +12,7 @@ from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.types import Command
 
 from backend.runs.checkpoints import NEW_THREAD, open_checkpointer
-from backend.runs.postgres_checkpoints import GroupCommitPostgresSaver
+from backend.runs.postgres_checkpoints import GroupCommitPostgresSaver, rows_by_statement
 from tests.helpers import interrupt_graph
 
 
@@ -117,3 +117,17 @@ async def test_closing_waits_for_writes_in_flight(postgres_url: str) -> None:
         await asyncio.sleep(0)  # queued, not yet committed
     await pending
     assert _count(postgres_url, "checkpoints", "late") == 1
+
+
+def test_a_batch_runs_each_statement_once_over_its_rows_in_order() -> None:
+    insert, upsert, delete = "INSERT a", "UPSERT b", "DELETE c"
+    writes = [
+        [(insert, [(1,), (2,)], True), (upsert, ("k", 1), False)],
+        [(delete, ("t1",), False)],
+        [(insert, [(3,)], True), (upsert, ("k", 2), False)],
+    ]
+
+    grouped = rows_by_statement(writes)
+
+    assert list(grouped) == [insert, upsert, delete]
+    assert grouped == {insert: [(1,), (2,), (3,)], upsert: [("k", 1), ("k", 2)], delete: [("t1",)]}
