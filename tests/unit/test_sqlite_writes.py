@@ -64,12 +64,18 @@ def _record(workflow_id: str, **fields: Any) -> WorkflowRecord:
 
 
 async def _lifecycle(store: WorkflowStore) -> None:
-    """Runs through every direct write: insert, start, finish (events, cache entry, webhook), a
-    finish refused, a start refused, and events appended alone."""
+    """Runs through every direct write: insert, start, progress, finish (events, cache entry,
+    webhook), a finish refused, a start refused, and events appended alone."""
     await store.create(record=_record("run-a", webhook_url="https://example.com/hook", idempotency_key="k-1"))
     await store.create(record=_record("run-b", cache_key="ck-1"), lease_owner="worker-1")
     assert await store.start_run(workflow_id="run-a", started_at=NOW, attempts=1, lease_owner="worker-1")
     assert await store.start_run(workflow_id="run-b", started_at=NOW, attempts=1)
+    await store.write_progress(
+        workflow_id="run-b",
+        progress={"node": "draft", "iteration": 0},
+        usage=Usage(llm_calls=1, prompt_tokens=40, completion_tokens=20),
+        timeline=[{"name": "draft", "kind": "node", "duration_ms": 3.5}],
+    )
     events = [
         {"workflow_id": "run-a", "seq": seq, "kind": "step", "data": {"step": seq}, "created_at": NOW} for seq in (1, 2)
     ]

@@ -588,6 +588,11 @@ class WorkflowStore:
         On PostgreSQL it is written with every other run's within 0.1 s (``ProgressBatch``), and
         this returns at once; elsewhere it is written now.
         """
+        if self._sqlite is not None:
+            self._sqlite.write_progress(
+                workflow_id, {"progress": progress, "usage": usage.as_dict(), "timeline": timeline}
+            )
+            return
         if self._progress is None:
             await self.update(workflow_id=workflow_id, progress=progress, usage=usage, timeline=timeline)
             return

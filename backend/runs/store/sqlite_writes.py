@@ -1,10 +1,12 @@
 """SQLite: the writes every run makes, SQLAlchemy's SQL run on a plain ``sqlite3`` connection.
 
 A run writes three times: its record is inserted, started, and finished (with its last events,
-its cache entry and its webhook delivery). Through SQLAlchemy's async engine each write cost
-300–700 µs of CPU (measured on this machine, issue 16): building the statement, its cache key,
-the execution context, the aiosqlite adapter and its greenlet hops, result set-up. The same
-writes on ``sqlite3`` directly cost 30–60 µs; together ~1.2 ms of a run's ~13.
+its cache entry and its webhook delivery); a run whose steps take longer than a second also
+writes its progress after each of them (B2's runs, four or five times each). Through
+SQLAlchemy's async engine each write cost 300–700 µs of CPU (measured on this machine, issue
+16): building the statement, its cache key, the execution context, the aiosqlite adapter and its
+greenlet hops, result set-up. The same writes on ``sqlite3`` directly cost 30–60 µs; together
+~1.2 ms of a run's ~13.
 
 The SQL is still SQLAlchemy's: each statement is the same Core construct, compiled once per
 shape (the set of columns it writes) for the engine's dialect, and every parameter goes through
@@ -25,7 +27,7 @@ import sqlite3
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, bindparam, event, insert, update
+from sqlalchemy import Table, bindparam, event, insert, true, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -105,6 +107,12 @@ class SqliteWrites:
         statement = self._update(("start", *values), values, LIVE)
         with self._transaction() as connection:
             return connection.execute(statement.sql, statement.parameters({**values, "_id": workflow_id})).rowcount > 0
+
+    def write_progress(self, workflow_id: str, values: dict[str, Any]) -> None:
+        """Set a running run's ``values`` (its progress, usage and timeline)."""
+        statement = self._update(("progress", *values), values, true())
+        with self._transaction() as connection:
+            connection.execute(statement.sql, statement.parameters({**values, "_id": workflow_id}))
 
     def finish(
         self,
