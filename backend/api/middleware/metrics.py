@@ -69,10 +69,6 @@ def _documented_template(app: Any, path: str, method: str) -> str:
     return matching[0][0] if matching else UNMATCHED
 
 
-#: (instruments, {(route, method, status): (request counter, duration histogram)}): prometheus_client's
-#: ``labels()`` takes a lock and builds a key per call; the few label sets are looked up once.
-
-
 def record_http_request(scope: Scope, status: int, seconds: float) -> None:
     """Count one answered request and observe its latency (called with the access log line)."""
     route = route_template(scope)
