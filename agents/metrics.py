@@ -104,7 +104,8 @@ class Metrics:
         self._children: dict[tuple[object, tuple[str, ...]], object] = {}
 
     def child(self, metric: MetricT, *values: str) -> MetricT:
-        """``metric.labels(*values)``, looked up once per label set.
+        """``metric.labels(*values)``, looked up once per label set (every metric here is
+        recorded through it).
 
         prometheus_client keeps every child it made and returns the same one each time, but its
         ``labels()`` checks and joins the values under a lock on every call: a few microseconds

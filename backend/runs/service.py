@@ -494,7 +494,9 @@ class RunService:
                 f"The workflow already ended as {updated.status.value}.", current_status=updated.status.value
             )
         if updated.status is WorkflowStatus.CANCELLED:  # a queued run, cancelled outright: it never ran
-            metrics().workflows_finished.labels(updated.workflow_type, WorkflowStatus.CANCELLED.value, "run").inc()
+            instruments = metrics()
+            cancelled = WorkflowStatus.CANCELLED.value
+            instruments.child(instruments.workflows_finished, updated.workflow_type, cancelled, "run").inc()
         return updated
 
     # --- resume -------------------------------------------------------------------------------
@@ -556,7 +558,8 @@ class RunService:
                 f"The workflow is {current.status.value}, not waiting for an answer.",
                 current_status=current.status.value,
             )
-        metrics().workflows_resumed.labels(record.workflow_type, action).inc()
+        instruments = metrics()
+        instruments.child(instruments.workflows_resumed, record.workflow_type, action).inc()
         return self.executor.live(workflow_id) or ended
 
     # --- cache and observability -------------------------------------------------------------

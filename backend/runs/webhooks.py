@@ -271,9 +271,9 @@ class WebhookDispatcher:
             retry_at=now + timedelta(seconds=retry_in) if retry_in is not None else None,
         )
         instruments = metrics()
-        instruments.webhook_attempts.labels(outcome).inc()
+        instruments.child(instruments.webhook_attempts, outcome).inc()
         if settled and status is not DeliveryStatus.PENDING:
-            instruments.webhook_deliveries.labels(status.value).inc()
+            instruments.child(instruments.webhook_deliveries, status.value).inc()
         logger.log(
             logging.INFO if outcome == "ok" else logging.WARNING,
             "webhook attempt %d: %s",

@@ -122,7 +122,8 @@ class RateLimiter:
                 (b"x-ratelimit-reset", str(reset_at).encode("latin-1")),
             ]
         retry_after = max(1, math.ceil(reset_at - time.time()))
-        metrics().rate_limited.labels(bucket).inc()
+        instruments = metrics()
+        instruments.child(instruments.rate_limited, bucket).inc()
         logger.warning(
             "rate limit exceeded",
             extra={"event": "rate_limited", "bucket": bucket, "limit": str(item), "retry_after": retry_after},

@@ -588,15 +588,13 @@ class WorkflowStore:
         On PostgreSQL it is written with every other run's within 0.1 s (``ProgressBatch``), and
         this returns at once; elsewhere it is written now.
         """
+        values = {"progress": progress, "usage": usage.as_dict(), "timeline": timeline}
         if self._sqlite is not None:
-            self._sqlite.write_progress(
-                workflow_id, {"progress": progress, "usage": usage.as_dict(), "timeline": timeline}
-            )
-            return
-        if self._progress is None:
-            await self.update(workflow_id=workflow_id, progress=progress, usage=usage, timeline=timeline)
-            return
-        self._progress.put(workflow_id, {"progress": progress, "usage": usage.as_dict(), "timeline": timeline})
+            self._sqlite.write_progress(workflow_id, values)
+        elif self._progress is None:
+            await self.update(workflow_id=workflow_id, **values)
+        else:
+            self._progress.put(workflow_id, values)
 
     async def _write_progress_rows(self, rows: list[dict[str, Any]]) -> None:
         params = {"rows": dumps_json(rows), "channel": CHANGES_CHANNEL, "per_notify": KEYS_PER_NOTIFY}
