@@ -1,4 +1,5 @@
-"""Start-up: a ready server has not loaded the workflow stack; the first run loads it and completes."""
+"""Start-up: a ready server has not loaded the workflow stack (nor, on SQLite, PostgreSQL's driver);
+the first run loads the stack and completes."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ STACK_MODULES = (
     "workflows.graphs",
     "backend.runs.runner",
 )
+#: What only a PostgreSQL database needs: a server on SQLite never loads it.
+POSTGRES_MODULES = ("psycopg", "psycopg_pool", "procrastinate")
 
 _READY_WITHOUT_STACK = """
 import asyncio, json, sys
@@ -57,12 +60,12 @@ asyncio.run(main())
 """
 
 
-def test_a_ready_server_has_not_imported_the_workflow_stack(tmp_path: Path) -> None:
+def test_a_ready_server_has_not_imported_the_workflow_stack_nor_postgres(tmp_path: Path) -> None:
     # A fresh interpreter: this test process has long imported all of it.
     script = textwrap.dedent(_READY_WITHOUT_STACK)
     database_url = f"sqlite+aiosqlite:///{tmp_path}/startup.db"
     done = subprocess.run(
-        [sys.executable, "-c", script, database_url, json.dumps(STACK_MODULES)],
+        [sys.executable, "-c", script, database_url, json.dumps(STACK_MODULES + POSTGRES_MODULES)],
         capture_output=True,
         text=True,
         cwd=Path(__file__).resolve().parents[2],
