@@ -73,8 +73,8 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def wait_http_ready(url: str, *, timeout: float, child: Child | None = None) -> None:
-    """Poll ``url`` until it answers 200; fail early if ``child`` exits meanwhile."""
+def wait_http_ready(url: str, *, timeout: float, child: Child | None = None, interval: float = 0.05) -> None:
+    """Poll ``url`` every ``interval`` s until it answers 200; fail early if ``child`` exits meanwhile."""
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     with httpx.Client(timeout=2.0) as client:
@@ -88,7 +88,7 @@ def wait_http_ready(url: str, *, timeout: float, child: Child | None = None) -> 
                     return
             except httpx.HTTPError as exc:
                 last = exc
-            time.sleep(0.05)
+            time.sleep(interval)
     raise TimeoutError(f"{url} not ready within {timeout:.0f} s ({last!r})\n{child.tail() if child else ''}")
 
 
