@@ -14,6 +14,7 @@ from backend.api.deps import get_settings, storable_parameters
 from backend.api.routes import workflows
 from backend.api.routes.workflows import _only_fast_dependencies
 from backend.config import Settings
+from tests.helpers import reflection_responder
 from tests.standins import OpenAIConfig, StandinServer
 
 BODY = {"topic": "Tidal locking", "max_iterations": 1}
@@ -51,15 +52,46 @@ async def test_a_json_submit_skips_dependency_solving(
     assert response.status_code == 202
     assert response.headers["Location"] == f"/workflows/{response.json()['workflow_id']}"
     assert solved == []
-    # ?wait= is FastAPI's: the same request (a replay of the key) answers through its handler.
-    replay = await client.post("/workflows/reflection?wait=0", json=BODY, headers={"Idempotency-Key": "fast-1"})
+    # A plain ?wait=N is the fast path's too; any other query is FastAPI's: the same request (a
+    # replay of the key), its wait percent-encoded, answers through FastAPI's handler.
+    waited = await client.post("/workflows/reflection?wait=0", json=BODY, headers={"Idempotency-Key": "fast-1"})
+    assert solved == []
+    replay = await client.post("/workflows/reflection?wait=%30", json=BODY, headers={"Idempotency-Key": "fast-1"})
     assert solved == ["/workflows/reflection"]
+    assert waited.content == response.content
     # Byte for byte what FastAPI answers for the same record, headers included.
     assert replay.status_code == response.status_code
     assert replay.content == response.content
     assert {k: v for k, v in replay.headers.items() if k not in _PER_REQUEST} == {
         k: v for k, v in response.headers.items() if k not in _PER_REQUEST
     }
+
+
+async def test_a_plain_wait_holds_the_fast_reply_until_the_run_ends(
+    make_settings: Callable[..., Settings],
+    app_factory: Callable[[Settings], Any],
+    standin: StandinServer,
+    solved: list[str],
+) -> None:
+    standin.configure(openai=OpenAIConfig(responder=reflection_responder([9.0])))
+    client: httpx.AsyncClient = await app_factory(make_settings())
+    response = await client.post("/workflows/reflection?wait=60", json={**BODY, "cache": "bypass"})
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "completed"
+    assert response.json()["result"]["final"]
+    assert response.headers["Location"] == f"/workflows/{response.json()['workflow_id']}"
+    assert solved == []
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("wait=61", "query.wait"), ("wait=-1", "query.wait"), ("wait=soon", "query.wait"), ("wait=60.5", "query.wait")],
+)
+async def test_a_wait_out_of_bounds_is_fastapis_to_refuse(client: httpx.AsyncClient, query: str, field: str) -> None:
+    response = await client.post(f"/workflows/reflection?{query}", json=BODY)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert [error["field"] for error in response.json()["errors"]] == [field]
 
 
 @pytest.mark.parametrize(

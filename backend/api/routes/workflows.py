@@ -4,6 +4,7 @@
 # workflow's request model, bound at runtime, and FastAPI reads it from the live annotation.
 
 import json
+import re
 import weakref
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -148,19 +149,20 @@ class SubmitRoute(APIRoute):
     """``POST /workflows/{type}``, with a fast path for the common submit and FastAPI for every other.
 
     The common submit: a JSON body (``Content-Type: application/json``) that the workflow's request
-    model accepts, no query string, at most a well-formed ``Idempotency-Key``. For it the route
+    model accepts, no query string but a plain ``wait=N`` (digits, at most ``MAX_WAIT_SECONDS``), at
+    most a well-formed ``Idempotency-Key``. For it the route
     does itself what FastAPI would (parse and validate the body, find the caller, answer with the
     record serialised by pydantic) without FastAPI's per-request dependency solving, parameter
     introspection and response preparation, which cost about a third of a submit's CPU (issue 16,
     B4), nor its per-request wrapping of the handler (a Request, two exit stacks for dependencies
     with ``yield``, an exception-handling layer: ~3 % of a submit's instructions). Its errors (401,
     quota, shutting down) reach the app's exception handlers through Starlette's exception
-    middleware, which renders them as the route's layer would. Anything else (``?wait=``, another
-    content type, a body or header FastAPI would refuse) is handed to FastAPI's own route app with
+    middleware, which renders them as the route's layer would. Anything else (any other query,
+    another content type, a body or header FastAPI would refuse) is handed to FastAPI's own route app with
     the body replayed, so every refusal is FastAPI's own problem+json, naming the field as always.
 
     The fast path stays off when the route would solve any dependency besides the app-wide
-    ``storable_parameters`` (a no-op without a query string) and ``current_caller``, when
+    ``storable_parameters`` (a no-op for a query of ASCII without ``%``) and ``current_caller``, when
     dependencies are overridden, and when OpenTelemetry tracing is on (FastAPI's spans). It is
     the route's own ASGI app, so it serves the route on the app's router (``include``).
     """
@@ -182,10 +184,12 @@ class SubmitRoute(APIRoute):
             if allowed is None:
                 allowed = fast_for[application] = _only_fast_dependencies(application, self)
             headers = request.headers
+            query = scope.get("query_string")
+            wait = _plain_wait(query) if query else None
             if (
                 not allowed
                 or application.dependency_overrides
-                or scope.get("query_string")
+                or (query and wait is None)
                 or headers.get("content-type") != "application/json"
             ):
                 await standard(scope, receive, send)
@@ -201,7 +205,7 @@ class SubmitRoute(APIRoute):
                 await standard(scope, replaying(raw, receive), send)
                 return
             caller = await current_caller(request)
-            record, code = await _accept(spec, body, request, caller, None, idempotency_key)
+            record, code = await _accept(spec, body, request, caller, wait, idempotency_key)
             content = _PUBLIC.dump_json(WorkflowPublic.from_record(record), by_alias=True)
             response = Response(
                 content,
@@ -212,6 +216,19 @@ class SubmitRoute(APIRoute):
             await response(scope, receive, send)
 
         return app
+
+
+_PLAIN_WAIT = re.compile(rb"wait=([0-9]{1,2}(?:\.[0-9]{1,6})?)")
+
+
+def _plain_wait(query: bytes) -> float | None:
+    """The seconds of a query that is ``wait=N`` alone, N plain digits within ``WaitQuery``'s
+    bounds; None for any other query (FastAPI parses it, and refuses what it must)."""
+    matched = _PLAIN_WAIT.fullmatch(query)
+    if matched is None:
+        return None
+    seconds = float(matched[1])
+    return seconds if seconds <= MAX_WAIT_SECONDS else None
 
 
 def _only_fast_dependencies(app: Any, route: APIRoute) -> bool:
