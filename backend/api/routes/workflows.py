@@ -149,21 +149,21 @@ class SubmitRoute(APIRoute):
     """``POST /workflows/{type}``, with a fast path for the common submit and FastAPI for every other.
 
     The common submit: a JSON body (``Content-Type: application/json``) that the workflow's request
-    model accepts, no query string but a plain ``wait=N`` (digits, at most ``MAX_WAIT_SECONDS``), at
-    most a well-formed ``Idempotency-Key``. For it the route
-    does itself what FastAPI would (parse and validate the body, find the caller, answer with the
-    record serialised by pydantic) without FastAPI's per-request dependency solving, parameter
-    introspection and response preparation, which cost about a third of a submit's CPU (issue 16,
-    B4), nor its per-request wrapping of the handler (a Request, two exit stacks for dependencies
-    with ``yield``, an exception-handling layer: ~3 % of a submit's instructions). Its errors (401,
-    quota, shutting down) reach the app's exception handlers through Starlette's exception
-    middleware, which renders them as the route's layer would. Anything else (any other query,
-    another content type, a body or header FastAPI would refuse) is handed to FastAPI's own route app with
-    the body replayed, so every refusal is FastAPI's own problem+json, naming the field as always.
+    model accepts, no query string but a plain ``wait=N`` (digits, at most ``MAX_WAIT_SECONDS``),
+    at most a well-formed ``Idempotency-Key``. For it the route does itself what FastAPI would
+    (parse and validate the body, find the caller, answer with the record serialised by pydantic)
+    without FastAPI's per-request dependency solving, parameter introspection and response
+    preparation, which cost about a third of a submit's CPU (issue 16, B4), nor its per-request
+    wrapping of the handler (a Request, two exit stacks for dependencies with ``yield``, an
+    exception-handling layer: ~3 % of a submit's instructions). Its errors (401, quota, shutting
+    down) reach the app's exception handlers through Starlette's exception middleware, which
+    renders them as the route's layer would. Anything else (any other query, another content type,
+    a body or header FastAPI would refuse) is handed to FastAPI's own route app with the body
+    replayed, so every refusal is FastAPI's own problem+json, naming the field as always.
 
     The fast path stays off when the route would solve any dependency besides the app-wide
-    ``storable_parameters`` (a no-op for a query of ASCII without ``%``) and ``current_caller``, when
-    dependencies are overridden, and when OpenTelemetry tracing is on (FastAPI's spans). It is
+    ``storable_parameters`` (a no-op for a query of ASCII without ``%``) and ``current_caller``,
+    when dependencies are overridden, and when OpenTelemetry tracing is on (FastAPI's spans). It is
     the route's own ASGI app, so it serves the route on the app's router (``include``).
     """
 
