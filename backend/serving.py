@@ -128,7 +128,6 @@ def _serve(settings: Settings) -> int:
         workers=settings.workers,
         loop="uvloop",
         http="httptools",
-        ws="none",  # no websocket routes: skip loading a websocket implementation
         log_config=uvicorn_log_config(),
         access_log=False,
         proxy_headers=False,  # the app resolves forwarded headers itself (AGENTFLOW_FORWARDED_ALLOW_IPS)
