@@ -16,9 +16,10 @@ write never fails the others of its batch.
 The batch runs on the event loop itself, like the store's SQLite calls
 (``backend.runs.store.inline_sqlite``, whose docstring says why that is safe): with WAL and
 ``synchronous=NORMAL`` a commit costs microseconds, while handing each batch to a thread cost
-more CPU than the writes. Reads (``aget_tuple``, ``alist``) run inline too, and the opening read
-of a run that never started is not made (``backend.runs.checkpoints.NEW_THREAD``). The batching is the
-store's (``backend.runs.group_commit``); this class only says how a batch is committed.
+more CPU than the writes. Reads (``aget_tuple``, ``alist``) run inline too, and the opening
+read of a run that never started is not made (``backend.runs.checkpoints.NEW_THREAD``). The
+batching is the store's (``backend.runs.group_commit``); this class only says how a batch is
+committed.
 
 Written here because langgraph-checkpoint-sqlite offers only the per-write async saver; this
 wrapper adds batching and leaves everything the library does to the library.

@@ -27,6 +27,7 @@ from backend.runs.records import TERMINAL_STATUSES, WorkflowStatus
 __all__ = [
     "FLIGHT_INDEX",
     "LIVE",
+    "LIVE_STATUSES",
     "LIVE_STATUS_SQL",
     "NOT_TERMINAL",
     "add_flight_index",
@@ -39,10 +40,12 @@ __all__ = [
     "workflows",
 ]
 
-#: The statuses of a run still in flight, as SQL (the single-flight index covers only these rows).
+#: The statuses of a run still in flight, and the same as SQL (the single-flight index covers only
+#: these rows).
 #: A ``waiting`` run is not in flight: it holds no executor slot, its result depends on a human's
 #: answer, and it gives up its flight key (a run that may pause never joins the cache at all).
-LIVE_STATUS_SQL = "status IN ('queued', 'running')"
+LIVE_STATUSES = (WorkflowStatus.QUEUED.value, WorkflowStatus.RUNNING.value)
+LIVE_STATUS_SQL = f"status IN ({', '.join(repr(status) for status in LIVE_STATUSES)})"
 #: The single-flight index's name (see ``add_flight_index``).
 FLIGHT_INDEX = "ux_workflows_flight"
 
@@ -97,8 +100,8 @@ workflows = Table(
 )
 
 
-#: A record still in flight (queued or running): what may start, and what holds a flight key.
-LIVE = workflows.c.status.in_([WorkflowStatus.QUEUED.value, WorkflowStatus.RUNNING.value])
+#: A record still in flight (``LIVE_STATUSES``): what may start, and what holds a flight key.
+LIVE = workflows.c.status.in_(LIVE_STATUSES)
 #: A record that has not ended: what may still finish, be leased or be cancelled.
 NOT_TERMINAL = workflows.c.status.not_in([status.value for status in TERMINAL_STATUSES])
 
